@@ -1,0 +1,109 @@
+"""Speed and memory of `voxseg segment` against the tutorial's recipe, measured in the same run.
+
+Each contender runs in a fresh process (start-up counts) from a TIFF file to labels and a table on disk;
+the peak resident memory of that process is read from the kernel (ru_maxrss). The volume is the bundled
+nuclei sample mirrored twice along each axis (120 x 512 x 512 uint16); ``--scaling`` adds the volume
+mirrored four times along each axis (240 x 1024 x 1024) to check that time grows linearly with voxels.
+
+Run: ``python benchmarks/bench_segment.py [--scaling]``
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+BASELINE = """
+import sys, numpy as np, tifffile, pandas as pd
+sys.path.insert(0, {here!r})
+from tutorial_recipe import tutorial_segment
+from skimage import measure
+data = tifffile.imread({input!r})
+labels = tutorial_segment(data, (0.29, 0.26, 0.26), clear_border=True)
+table = measure.regionprops_table(labels, intensity_image=data, spacing=(0.29, 0.26, 0.26),
+                                  properties=("label", "area", "centroid", "bbox", "intensity_mean"))
+tifffile.imwrite({out!r} + "/labels.tif", labels.astype(np.uint16))
+pd.DataFrame(table).to_csv({out!r} + "/objects.csv", index=False)
+"""
+
+
+def mirrored(times: int) -> np.ndarray:
+    from voxseg.samples import load_sample
+
+    data = load_sample("nuclei").data
+    for axis in range(3):
+        for _ in range(times - 1):
+            data = np.concatenate([data, np.flip(data, axis=axis)], axis=axis)
+    return data
+
+
+def write_input(path: Path, times: int):
+    if path.exists():
+        return
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, mirrored(times), imagej=True, resolution=(1 / 0.26, 1 / 0.26),
+                     metadata={"spacing": 0.29, "unit": "um", "axes": "ZYX"})
+
+
+def run_process(args) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one child process."""
+    start = time.perf_counter()
+    pid = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(pid.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{args[0]} failed: {pid.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scaling", action="store_true", help="also run the 240x1024x1024 volume")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender (best time is kept)")
+    args = parser.parse_args()
+    data_dir = HERE / "_data"
+    sizes = [(2, "120x512x512")] + ([(4, "240x1024x1024")] if args.scaling else [])
+    voxseg_exe = str(Path(sys.executable).with_name("voxseg"))
+    rows = []
+    for times, name in sizes:
+        path = data_dir / f"nuclei_x{times}.tif"
+        write_input(path, times)
+        voxels = int(np.prod([60 * times, 256 * times, 256 * times]))
+        contenders = [("voxseg segment", lambda out: [voxseg_exe, "segment", str(path), "-o", out, "--no-report"])]
+        if times == 2:
+            contenders.insert(0, ("tutorial recipe", lambda out: [
+                sys.executable, "-c", BASELINE.format(here=str(HERE), input=str(path), out=out)]))
+        for label, command in contenders:
+            best = None
+            for _ in range(args.repeat):
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = os.path.join(tmp, "out")
+                    if label == "tutorial recipe":
+                        os.mkdir(out)
+                    result = run_process(command(out))
+                best = result if best is None or result[0] < best[0] else best
+            rows.append((name, label, best[0], best[1], voxels))
+    base_time, base_mem = rows[0][2], rows[0][3]
+    print(f"{'volume':<15} {'contender':<17} {'seconds':>8} {'peak MB':>8} {'B/voxel':>8} "
+          f"{'speed-up':>9} {'memory ratio':>13}")
+    for name, label, seconds, rss, voxels in rows:
+        print(f"{name:<15} {label:<17} {seconds:>8.2f} {rss / 1e6:>8.0f} {rss / voxels:>8.1f} "
+              f"{base_time / seconds * voxels / rows[0][4]:>8.1f}x {rss / base_mem:>12.2f}x")
+    if args.scaling:
+        small = next(r for r in rows if r[0] == "120x512x512" and r[1] == "voxseg segment")
+        large = next(r for r in rows if r[0] == "240x1024x1024")
+        print(f"scaling: 8x the voxels took {large[2] / small[2]:.1f}x the time (goal: at most 9x)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

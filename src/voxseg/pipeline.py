@@ -1,0 +1,394 @@
+"""Declarative pipelines: an ordered list of steps, read from and written to TOML.
+
+A pipeline file looks like::
+
+    [pipeline]
+    diameter = "auto"        # expected object diameter, in the spacing's unit
+
+    [[steps]]
+    op = "rescale_intensity"
+    low = 0.5
+    high = 99.5
+
+    [[steps]]
+    op = "threshold"
+    method = "li"
+
+Each step names an operator of the registry (:data:`OPERATORS`) and its
+parameters; lengths are in the unit of the volume's spacing. The value
+``"auto"`` (for ``diameter`` and ``min_volume``) is resolved from the data
+when the pipeline runs, and :attr:`PipelineResult.pipeline` holds the
+resolved pipeline, so saving it and running it again gives identical labels.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import time
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ParameterError, PipelineError
+from .volume import as_spacing
+
+__all__ = ["Operator", "OPERATORS", "Pipeline", "PipelineResult", "default_pipeline", "register"]
+
+#: what flows between steps
+KINDS = ("image", "mask", "labels")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A pipeline step: `func(data, **params)` turning `takes` into `gives`."""
+
+    name: str
+    func: Callable
+    takes: tuple[str, ...]
+    gives: str | None  # None: same kind as the input
+    spacing: bool = True  # pass spacing= to func
+    auto: tuple[str, ...] = ()  # parameters that accept "auto"
+    doc: str = ""
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        sig = inspect.signature(self.func)
+        skip = {"spacing"}
+        params = list(sig.parameters.values())[1:]  # the first is the data
+        return {p.name: p for p in params if p.name not in skip and p.kind is not p.VAR_KEYWORD}
+
+
+OPERATORS: dict[str, Operator] = {}
+
+
+def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(), doc=""):
+    """Add an operator to the registry under `name`."""
+    OPERATORS[name] = Operator(name, func, tuple(takes), gives, spacing, tuple(auto), doc)
+
+
+def _threshold_step(image, method="li", *, dark_objects=False, value=None):
+    """Global threshold; records the value it used."""
+    from . import threshold as th
+    from .segment import foreground
+
+    if value is None:
+        value = th.threshold(image, method)
+    return foreground(image, value, dark_objects=dark_objects), {"value": float(value)}
+
+
+def _remove_small(data, min_volume="auto", *, spacing=None):
+    from .morphology import remove_small_objects
+
+    return remove_small_objects(data, min_volume, spacing=spacing)
+
+
+def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None):
+    from .segment import split_touching
+
+    return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
+                          merge_distance=merge_distance)
+
+
+def _relabel(labels):
+    from .segment import relabel_canonical
+
+    return relabel_canonical(labels)
+
+
+def _clear_border(labels):
+    from .segment import clear_border, relabel_canonical
+
+    return relabel_canonical(clear_border(labels))
+
+
+def _register_defaults():
+    from . import edges, exposure, filters, morphology
+
+    register("rescale_intensity", exposure.rescale_intensity, spacing=False,
+             doc="stretch intensities to [0, 1] between two percentiles")
+    register("adjust_gamma", exposure.adjust_gamma, spacing=False)
+    register("equalize_hist", exposure.equalize_hist, spacing=False)
+    register("equalize_adapthist", exposure.equalize_adapthist)
+    register("gaussian", filters.gaussian)
+    register("median", filters.median)
+    register("bilateral", filters.bilateral)
+    register("non_local_means", filters.non_local_means)
+    register("unsharp_mask", filters.unsharp_mask)
+    register("white_tophat", filters.white_tophat)
+    register("subtract_background", filters.subtract_background)
+    for name in ("sobel", "scharr", "prewitt"):
+        register(name, getattr(edges, name))
+    for name in ("erosion", "dilation", "opening", "closing"):
+        register(name, getattr(morphology, name), takes=("image", "mask"))
+    register("despeckle", morphology.despeckle, takes=("image", "mask"))
+    register("threshold", _threshold_step, gives="mask", spacing=False)
+    register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
+    register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
+    register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",))
+    register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",))
+    register("clear_border", _clear_border, takes=("labels",), spacing=False)
+    register("relabel", _relabel, takes=("labels",), spacing=False)
+
+
+def _operators():
+    if not OPERATORS:
+        _register_defaults()
+    return OPERATORS
+
+
+def _round(value: float, digits: int = 4) -> float:
+    """`value` to `digits` significant digits (exactly representable in TOML text)."""
+    return float(f"{value:.{digits}g}")
+
+
+@dataclass
+class PipelineResult:
+    """What running a pipeline gives: the final data and the resolved pipeline."""
+
+    data: Any
+    kind: str
+    pipeline: "Pipeline"
+    records: dict = field(default_factory=dict)  # values a step measured (threshold value, ...)
+    timings: list = field(default_factory=list)  # (step name, seconds)
+    saved: dict = field(default_factory=dict)  # step index -> data marked save = true
+
+
+@dataclass
+class Pipeline:
+    """An ordered list of steps plus pipeline-wide settings.
+
+    Parameters
+    ----------
+    steps : list of dict
+        Each has ``op`` (an operator name) and its parameters; ``save =
+        true`` keeps the step's output in :attr:`PipelineResult.saved`.
+    diameter : float or "auto"
+        Expected object diameter in the spacing's unit.
+
+    Examples
+    --------
+    >>> p = Pipeline([{"op": "threshold", "method": "otsu"}])
+    >>> p.run(np.array([[[0, 0, 9, 9]]], dtype=np.uint8)).data.tolist()
+    [[[False, False, True, True]]]
+    """
+
+    steps: list[dict] = field(default_factory=list)
+    diameter: float | str = "auto"
+    source: str | None = None  # file the pipeline was read from, for messages
+    text: str | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.steps = [dict(s) for s in self.steps]
+        self.validate()
+
+    # -- reading and writing -------------------------------------------------
+    @classmethod
+    def from_toml(cls, path) -> "Pipeline":
+        """Read and validate a pipeline file; errors name the file and line."""
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            from .errors import InputNotFoundError
+
+            raise InputNotFoundError(f"{path}: no such file or directory") from None
+        try:
+            text = raw.decode("utf-8")
+            doc = tomllib.loads(text)
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise PipelineError(f"{path}: invalid TOML: {err}") from None
+        return cls.from_dict(doc, source=str(path), text=text)
+
+    @classmethod
+    def from_dict(cls, doc: dict, *, source=None, text=None) -> "Pipeline":
+        unknown = set(doc) - {"pipeline", "steps", "voxseg"}
+        where = f"{source}: " if source else ""
+        if unknown:
+            raise PipelineError(f"{where}unknown table(s) {sorted(unknown)}; expected [pipeline] and [[steps]]")
+        settings = doc.get("pipeline", {})
+        if not isinstance(settings, dict):
+            raise PipelineError(f"{where}[pipeline] must be a table")
+        bad = set(settings) - {"diameter"}
+        if bad:
+            raise PipelineError(f"{where}unknown setting(s) {sorted(bad)} in [pipeline]; known: diameter")
+        steps = doc.get("steps", [])
+        if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+            raise PipelineError(f"{where}steps must be an array of tables ([[steps]])")
+        return cls(steps, diameter=settings.get("diameter", "auto"), source=source, text=text)
+
+    def to_dict(self) -> dict:
+        return {"pipeline": {"diameter": self.diameter}, "steps": [dict(s) for s in self.steps]}
+
+    def to_toml(self, header: str = "") -> str:
+        import tomli_w
+
+        # one [[steps]] table per step reads better than tomli-w's inline array
+        parts = ["".join(f"# {line}\n" for line in header.splitlines())]
+        parts.append(tomli_w.dumps({"pipeline": {"diameter": self.diameter}}))
+        for step in self.steps:
+            parts.append("\n[[steps]]\n" + tomli_w.dumps(step))
+        return "".join(parts)
+
+    def save(self, path, *, header: str = "", overwrite: bool = False):
+        from .io.atomic import atomic_path
+
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(self.to_toml(header))
+
+    # -- validation -----------------------------------------------------------
+    def _where(self, index: int, key: str | None = None) -> str:
+        """'file:line: ' of a step (or a key in it), as well as can be found."""
+        if not self.source:
+            return f"step {index + 1}: "
+        line = None
+        if self.text:
+            lines = self.text.splitlines()
+            headers = [i for i, l in enumerate(lines) if l.strip().startswith("[[steps]]")]
+            if index < len(headers):
+                line = headers[index]
+                end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+                if key:
+                    for i in range(line, end):
+                        if lines[i].split("=")[0].strip() == key:
+                            line = i
+                            break
+        return f"{self.source}:{line + 1}: " if line is not None else f"{self.source}: step {index + 1}: "
+
+    def validate(self):
+        """Check every step and parameter before anything runs."""
+        ops = _operators()
+        if self.diameter != "auto":
+            if isinstance(self.diameter, bool) or not isinstance(self.diameter, (int, float)) \
+                    or not math.isfinite(self.diameter) or self.diameter <= 0:
+                raise PipelineError(
+                    f"{self.source + ': ' if self.source else ''}diameter must be a positive number or \"auto\", "
+                    f"got {self.diameter!r}")
+        kind = "image"
+        for index, step in enumerate(self.steps):
+            name = step.get("op")
+            if not isinstance(name, str):
+                raise PipelineError(f"{self._where(index)}each step needs op = \"<operator name>\"")
+            if name not in ops:
+                near = difflib.get_close_matches(name, ops, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(ops))}"
+                raise PipelineError(f"{self._where(index, 'op')}unknown step {name!r}{hint}")
+            op = ops[name]
+            if kind not in op.takes:
+                raise PipelineError(
+                    f"{self._where(index, 'op')}step {name!r} takes {' or '.join(op.takes)}, "
+                    f"but the step before gives {kind}")
+            params = op.parameters()
+            for key, value in step.items():
+                if key in ("op", "save"):
+                    continue
+                if key not in params:
+                    near = difflib.get_close_matches(key, params, n=1)
+                    hint = f"; did you mean {near[0]!r}?" if near else (
+                        f"; {name} takes {', '.join(params) or 'no parameters'}")
+                    raise PipelineError(f"{self._where(index, key)}unknown parameter {key!r} for {name}{hint}")
+                self._check_type(index, name, key, value, params[key], op)
+            if "save" in step and not isinstance(step["save"], bool):
+                raise PipelineError(f"{self._where(index, 'save')}save must be true or false")
+            kind = op.gives or kind
+
+    def _check_type(self, index, name, key, value, param, op):
+        default = param.default
+        if key in op.auto:
+            if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                   and math.isfinite(value) and value >= 0):
+                return
+            raise PipelineError(
+                f"{self._where(index, key)}{name}: {key} must be a non-negative number or \"auto\", got {value!r}")
+        ok = True
+        if default is inspect.Parameter.empty or default is None:
+            ok = not isinstance(value, dict)
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float, list)) and not isinstance(value, bool)
+            if ok and isinstance(value, (int, float)) and not math.isfinite(value):
+                ok = False
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        elif isinstance(default, tuple):
+            ok = isinstance(value, list)
+        if not ok:
+            expected = type(default).__name__ if default not in (inspect.Parameter.empty, None) else "a value"
+            raise PipelineError(
+                f"{self._where(index, key)}{name}: {key} has the wrong type: got {value!r}, expected {expected}")
+
+    # -- running --------------------------------------------------------------
+    def run(self, image, *, spacing=None, progress=None) -> PipelineResult:
+        """Run the steps on `image` and return the result with the resolved pipeline.
+
+        `progress`, if given, is called with (step index, step count, op name)
+        before each step.
+        """
+        from .segment import DEFAULTS, estimate_diameter, sphere_volume
+
+        ops = _operators()
+        spacing = as_spacing(spacing, np.ndim(image))
+        data, kind = image, "image"
+        diameter = self.diameter
+        resolved, records, timings, saved = [], {}, [], {}
+        for index, step in enumerate(self.steps):
+            op = ops[step["op"]]
+            params = {k: v for k, v in step.items() if k not in ("op", "save")}
+            if progress is not None:
+                progress(index, len(self.steps), op.name)
+            needs_diameter = any(params.get(k, "auto") == "auto" for k in op.auto)
+            if needs_diameter and diameter == "auto":
+                mask = data if kind == "mask" else np.asarray(data) > 0
+                diameter = estimate_diameter(mask, spacing=spacing)
+                records["diameter_estimated"] = True
+                if not math.isfinite(diameter):  # nothing in the foreground: any size will do
+                    diameter = float(max(spacing) * 2)
+                # round resolved values so that the saved pipeline reproduces them exactly
+                diameter = _round(diameter)
+            if "diameter" in op.auto and params.get("diameter", "auto") == "auto":
+                params["diameter"] = float(diameter)
+            if "min_volume" in op.auto and params.get("min_volume", "auto") == "auto":
+                fraction = DEFAULTS["noise_volume"] if kind == "mask" else DEFAULTS["min_volume"]
+                params["min_volume"] = _round(fraction * sphere_volume(float(diameter)))
+            kwargs = dict(params)
+            if op.spacing:
+                kwargs["spacing"] = spacing
+            start = time.perf_counter()
+            try:
+                out = op.func(data, **kwargs)
+            except ParameterError as err:
+                raise PipelineError(f"{self._where(index)}{op.name}: {err}") from None
+            timings.append((op.name, time.perf_counter() - start))
+            if isinstance(out, tuple):  # (data, measured values)
+                out, measured = out
+                records[op.name] = measured
+            data, kind = out, op.gives or kind
+            resolved.append({"op": op.name, **params, **({"save": True} if step.get("save") else {})})
+            if step.get("save"):
+                saved[index] = data
+        records.setdefault("diameter_estimated", False)
+        pipeline = Pipeline(resolved, diameter=float(diameter) if diameter != "auto" else "auto")
+        return PipelineResult(data, kind, pipeline, records, timings, saved)
+
+
+def default_pipeline(*, diameter="auto", threshold="li", dark_objects=False, clear_border=False,
+                     low=0.5, high=99.5, sigma=0.0, min_volume="auto") -> Pipeline:
+    """The recipe `voxseg segment` runs: rescale, (smooth), threshold, fill, split, clean up."""
+    steps = [{"op": "rescale_intensity", "low": low, "high": high}]
+    if sigma:
+        steps.append({"op": "gaussian", "sigma": sigma})
+    steps += [
+        {"op": "threshold", "method": threshold, "dark_objects": dark_objects},
+        {"op": "fill_holes"},
+        {"op": "remove_small_objects", "min_volume": "auto"},
+        {"op": "split_touching", "diameter": "auto"},
+        {"op": "remove_small_objects", "min_volume": min_volume},
+    ]
+    if clear_border:
+        steps.append({"op": "clear_border"})
+    steps.append({"op": "relabel"})
+    return Pipeline(steps, diameter=diameter)

@@ -1,0 +1,177 @@
+"""Whole runs: read a volume, segment it, measure the objects, write every output.
+
+This is the layer the command line and the batch runner call. It owns the
+results folder: every file is written into a temporary folder that replaces
+OUTDIR only when all of them are complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .errors import FormatError
+
+__all__ = ["segment_file", "sha256_of", "versions", "OUTPUT_FILES"]
+
+OUTPUT_FILES = ("labels.tif", "objects.csv", "summary.json", "pipeline.toml", "report.html")
+
+
+def sha256_of(path) -> str:
+    """SHA-256 of a file, or of every file below a folder (sorted by relative path)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict:
+    """Versions of voxseg and of the libraries that shape its results."""
+    import scipy
+    import skimage
+
+    return {"voxseg": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "scikit-image": skimage.__version__}
+
+
+def prepare_image(volume):
+    """The volume's voxels as a 3D NumPy array ready to segment.
+
+    Non-finite values (NaN, +-Inf) in floating-point data are set to NaN, which
+    every step treats as background; their count is returned so that the
+    summary can report it.
+    """
+    data = np.asarray(volume.data)
+    if data.ndim != 3:
+        raise FormatError(f"{volume.path}: expected a 3D volume, got shape {data.shape}")
+    if data.dtype == bool:
+        data = data.view(np.uint8)
+    non_finite = 0
+    if np.issubdtype(data.dtype, np.floating):
+        bad = ~np.isfinite(data)
+        non_finite = int(bad.sum())
+        if non_finite:
+            data = np.where(bad, np.nan, data).astype(data.dtype, copy=False)
+        if data.dtype == np.float16:
+            data = data.astype(np.float32)
+        if non_finite == data.size:
+            raise FormatError(f"{volume.path}: every voxel is NaN or infinite")
+    return data, non_finite
+
+
+def segment_file(
+    input_path,
+    outdir,
+    *,
+    spacing=None,
+    channel=None,
+    axes=None,
+    diameter=None,
+    threshold="li",
+    dark_objects=False,
+    clear_border=False,
+    pipeline=None,
+    overwrite=False,
+    report=True,
+    progress=None,
+    volume=None,
+) -> dict:
+    """Segment one file and write labels, table, summary, pipeline and report into `outdir`.
+
+    Returns the summary (also written as ``summary.json``).
+    """
+    from . import io
+    from .io.atomic import atomic_directory
+    from .measure import measure, summarize
+    from .segment import segment
+
+    started = time.perf_counter()
+    outdir = Path(outdir)
+    if outdir.exists() and not overwrite:
+        from .errors import OutputExistsError
+
+        # checked before the (long) computation as well as at the rename
+        raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
+    if volume is None:
+        volume = io.read(input_path, spacing=spacing, channel=channel, axes=axes)
+    image, non_finite = prepare_image(volume)
+    result = segment(image, spacing=volume.spacing, diameter=diameter, threshold=threshold,
+                     dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline, progress=progress)
+    if result.kind != "labels":
+        raise FormatError(f"{pipeline.source or 'pipeline'}: the last step gives a {result.kind}, not labels")
+    labels = result.data
+    if progress is not None:
+        progress(len(result.pipeline.steps), len(result.pipeline.steps) + 1, "measure")
+    measure_start = time.perf_counter()
+    table = measure(labels, image, spacing=volume.spacing)
+    measure_time = time.perf_counter() - measure_start
+
+    threshold_record = result.records.get("threshold", {})
+    threshold_step = next((s for s in result.pipeline.steps if s["op"] == "threshold"), {})
+    summary = {
+        "input": str(input_path),
+        "input_sha256": sha256_of(input_path) if Path(input_path).exists() else None,
+        "shape": list(image.shape),
+        "dtype": str(volume.dtype),
+        "spacing": list(volume.spacing),
+        "unit": volume.unit,
+        "spacing_source": volume.spacing_source,
+        "object_count": int(len(table)),
+        "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
+                      "dark_objects": threshold_step.get("dark_objects", False)},
+        "diameter": {"value": result.pipeline.diameter,
+                     "estimated": bool(result.records.get("diameter_estimated"))},
+        "clear_border": any(s["op"] == "clear_border" for s in result.pipeline.steps),
+        "non_finite_voxels": non_finite,
+        "statistics": summarize(table, unit=volume.unit),
+        "timings_s": {f"{i + 1}:{name}": round(t, 4) for i, (name, t) in enumerate(result.timings)}
+        | {"measure": round(measure_time, 4)},
+        "versions": versions(),
+    }
+    header = (f"voxseg {__version__} pipeline, resolved on {Path(str(input_path)).name}\n"
+              f"spacing {tuple(volume.spacing)} {volume.unit}; "
+              f"threshold value {summary['threshold']['value']}")
+    with atomic_directory(outdir, overwrite=overwrite) as tmp:
+        io.write_labels(tmp / "labels.tif", labels, spacing=volume.spacing, unit=volume.unit)
+        table.to_csv(tmp / "objects.csv", index=False, float_format="%.6g")
+        (tmp / "pipeline.toml").write_text(result.pipeline.to_toml(header), encoding="utf-8")
+        for index, data in result.saved.items():
+            name = f"step{index + 1:02d}_{result.pipeline.steps[index]['op']}.tif"
+            io.write_volume(tmp / name, np.asarray(data, dtype=np.uint8 if data.dtype == bool else None),
+                            spacing=volume.spacing, unit=volume.unit)
+        summary["run_time_s"] = round(time.perf_counter() - started, 3)
+        (tmp / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
+        if report:
+            from .report.html import write_report
+
+            write_report(tmp / "report.html", image, labels, table, _jsonable(summary),
+                         spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
+    return summary
+
+
+def _jsonable(value):
+    """Plain JSON types, NaN as None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

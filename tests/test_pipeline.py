@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from voxseg.errors import PipelineError
+from voxseg.pipeline import OPERATORS, Pipeline, default_pipeline
+
+GOOD = """
+[pipeline]
+diameter = 10.0
+
+[[steps]]
+op = "rescale_intensity"
+low = 1.0
+high = 99.0
+
+[[steps]]
+op = "gaussian"
+sigma = 0.5
+save = true
+
+[[steps]]
+op = "threshold"
+method = "otsu"
+
+[[steps]]
+op = "split_touching"
+"""
+
+
+def write(tmp_path, text, name="p.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_pipeline_file_runs_and_saves_marked_steps(tmp_path):
+    from voxseg.testing import sphere_pack
+
+    vol = sphere_pack(shape=(32, 32, 32), diameter=10.0, attempts=300)
+    pipeline = Pipeline.from_toml(write(tmp_path, GOOD))
+    result = pipeline.run(vol.image, spacing=vol.spacing)
+    assert result.kind == "labels"
+    assert result.data.max() > 3
+    assert list(result.saved) == [1]
+    assert result.saved[1].dtype == np.float32
+    assert result.pipeline.steps[3]["diameter"] == 10.0
+    assert result.records["threshold"]["value"] > 0
+
+
+def test_saved_pipeline_round_trips(tmp_path):
+    pipeline = default_pipeline(diameter=7.5, threshold="otsu", clear_border=True)
+    path = tmp_path / "out.toml"
+    pipeline.save(path, header="a comment")
+    again = Pipeline.from_toml(path)
+    assert again.steps == pipeline.steps
+    assert again.diameter == 7.5
+    assert path.read_text().startswith("# a comment")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[steps]]\nop = "gausian"\n', r"p.toml:2: unknown step 'gausian'; did you mean 'gaussian'\?"),
+    ('[[steps]]\nop = "gaussian"\nsigmaa = 1.0\n', r"p.toml:3: unknown parameter 'sigmaa' for gaussian; did you mean 'sigma'\?"),
+    ('[[steps]]\nop = "threshold"\ndark_objects = "yes"\n', r"p.toml:3: threshold: dark_objects has the wrong type"),
+    ('[[steps]]\nop = "split_touching"\n', r"step 'split_touching' takes mask, but the step before gives image"),
+    ('[pipeline]\ndiameter = -3\n', r"diameter must be a positive number"),
+    ('[pipeline]\ndiametre = 3\n', r"unknown setting"),
+    ('[[steps]]\nop = \n', r"invalid TOML"),
+    ('[[steps]]\nmethod = "li"\n', r'each step needs op'),
+], ids=["step-typo", "param-typo", "wrong-type", "wrong-kind", "bad-diameter", "unknown-setting", "bad-toml", "no-op"])
+def test_invalid_pipeline_files_name_the_line_and_problem(tmp_path, text, message):
+    with pytest.raises(PipelineError, match=message):
+        Pipeline.from_toml(write(tmp_path, text))
+
+
+def test_every_operator_taking_images_validates_as_a_first_step():
+    from voxseg.pipeline import _operators
+
+    operators = _operators()
+    assert {"gaussian", "median", "threshold", "split_touching", "clear_border"} <= set(operators)
+    for name, op in operators.items():
+        if "image" in op.takes:
+            assert Pipeline([{"op": name}]).steps[0]["op"] == name
+        else:
+            with pytest.raises(PipelineError, match="takes"):
+                Pipeline([{"op": name}])
+
+
+def test_pipeline_from_python():
+    pipeline = Pipeline([{"op": "threshold", "method": "otsu"}, {"op": "fill_holes"}])
+    image = np.zeros((5, 9, 9), np.uint8)
+    image[1:4, 2:7, 2:7] = 200
+    image[2, 4, 4] = 0
+    result = pipeline.run(image)
+    assert result.kind == "mask"
+    assert result.data[1:4, 2:7, 2:7].all()
