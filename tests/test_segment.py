@@ -170,3 +170,16 @@ def test_equivalent_labeling_assert_detects_a_merge():
     assert_equivalent_labeling(a, np.array([0, 5, 5, 3, 3]))
     with pytest.raises(AssertionError):
         assert_equivalent_labeling(a, np.array([0, 5, 5, 5, 5]))
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 0.5, 0.5)])
+def test_smoothing_per_crop_equals_smoothing_the_whole_map(monkeypatch, spacing):
+    import voxseg.segment as seg
+
+    vol = touching_ellipsoids(shape=(16, 64, 64), spacing=spacing, diameter=9.0, seed=8)
+    mask = vol.labels > 0
+    monkeypatch.setattr(seg, "GLOBAL_SMOOTHING_FRACTION", 0.0)
+    whole = split_touching(mask, spacing=spacing, diameter=9.0)
+    monkeypatch.setattr(seg, "GLOBAL_SMOOTHING_FRACTION", float("inf"))
+    per_crop = split_touching(mask, spacing=spacing, diameter=9.0)
+    np.testing.assert_array_equal(whole, per_crop)

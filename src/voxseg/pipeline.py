@@ -53,10 +53,11 @@ class Operator:
     spacing: bool = True  # pass spacing= to func
     auto: tuple[str, ...] = ()  # parameters that accept "auto"
     doc: str = ""
+    context: tuple[str, ...] = ()  # values the runner may pass besides the parameters (not in files)
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         sig = inspect.signature(self.func)
-        skip = {"spacing"}
+        skip = {"spacing", *self.context}
         params = list(sig.parameters.values())[1:]  # the first is the data
         return {p.name: p for p in params if p.name not in skip and p.kind is not p.VAR_KEYWORD}
 
@@ -64,9 +65,9 @@ class Operator:
 OPERATORS: dict[str, Operator] = {}
 
 
-def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(), doc=""):
+def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(), doc="", context=()):
     """Add an operator to the registry under `name`."""
-    OPERATORS[name] = Operator(name, func, tuple(takes), gives, spacing, tuple(auto), doc)
+    OPERATORS[name] = Operator(name, func, tuple(takes), gives, spacing, tuple(auto), doc, tuple(context))
 
 
 def _threshold_step(image, method="li", *, dark_objects=False, value=None):
@@ -85,11 +86,11 @@ def _remove_small(data, min_volume="auto", *, spacing=None):
     return remove_small_objects(data, min_volume, spacing=spacing)
 
 
-def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None):
+def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, distance=None):
     from .segment import split_touching
 
     return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
-                          merge_distance=merge_distance)
+                          merge_distance=merge_distance, distance=distance)
 
 
 def _relabel(labels):
@@ -128,7 +129,7 @@ def _register_defaults():
     register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
     register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
     register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",))
-    register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",))
+    register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",), context=("distance",))
     register("clear_border", _clear_border, takes=("labels",), spacing=False)
     register("relabel", _relabel, takes=("labels",), spacing=False)
 
@@ -328,13 +329,15 @@ class Pipeline:
         `progress`, if given, is called with (step index, step count, op name)
         before each step.
         """
-        from .segment import DEFAULTS, estimate_diameter, sphere_volume
+        from .segment import DEFAULTS, distance_transform, estimate_diameter, sphere_volume
 
         ops = _operators()
         spacing = as_spacing(spacing, np.ndim(image))
         data, kind = image, "image"
         diameter = self.diameter
         resolved, records, timings, saved = [], {}, [], {}
+        # the distance map made to estimate the diameter, while it still fits the current mask
+        distance = None
         for index, step in enumerate(self.steps):
             op = ops[step["op"]]
             params = {k: v for k, v in step.items() if k not in ("op", "save")}
@@ -343,7 +346,10 @@ class Pipeline:
             needs_diameter = any(params.get(k, "auto") == "auto" for k in op.auto)
             if needs_diameter and diameter == "auto":
                 mask = data if kind == "mask" else np.asarray(data) > 0
-                diameter = estimate_diameter(mask, spacing=spacing)
+                start = time.perf_counter()
+                distance = distance_transform(mask, spacing=spacing) if kind == "mask" else None
+                diameter = estimate_diameter(mask, spacing=spacing, distance=distance)
+                timings.append(("estimate_diameter", time.perf_counter() - start))
                 records["diameter_estimated"] = True
                 if not math.isfinite(diameter):  # nothing in the foreground: any size will do
                     diameter = float(max(spacing) * 2)
@@ -357,6 +363,11 @@ class Pipeline:
             kwargs = dict(params)
             if op.spacing:
                 kwargs["spacing"] = spacing
+            if "distance" in op.context and distance is not None:
+                # removing whole components since the map was made leaves it exact on what remains
+                kwargs["distance"] = np.where(data, distance, np.float32(0))
+            if not (op.name == "remove_small_objects" and kind == "mask"):
+                distance = None
             start = time.perf_counter()
             try:
                 out = op.func(data, **kwargs)

@@ -41,6 +41,12 @@ DEFAULTS = {
 #: components of fewer voxels are one object each, without a watershed
 TINY_COMPONENT = 27
 
+#: at most this many connected components are split to estimate the diameter
+ESTIMATE_COMPONENTS = 48
+
+#: smooth the whole distance map at once when the crops cover more than this fraction of it
+GLOBAL_SMOOTHING_FRACTION = 0.5
+
 #: truncation of the Gaussian smoothing of the distance map, in sigmas
 SMOOTHING_TRUNCATE = 4.0
 
@@ -114,6 +120,13 @@ def estimate_diameter(mask, *, spacing=None, distance=None) -> float:
     # noise specks are not candidate objects (and would each cost a crop below)
     noise = DEFAULTS["noise_volume"] * sphere_volume(guess) / voxel_volume(spacing)
     mask = cc3d.dust(mask, threshold=int(noise), connectivity=6, in_place=False)
+    components, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
+    if n > ESTIMATE_COMPONENTS:
+        # a median needs no more than a sample: components spread evenly through the volume
+        chosen = np.unique(np.linspace(1, n, ESTIMATE_COMPONENTS).round().astype(np.int64))
+        keep = np.zeros(n + 1, dtype=bool)
+        keep[chosen] = True
+        mask = keep[components]
     objects = split_touching(mask, spacing=spacing, diameter=guess, smoothing=0.1, h=0.1, merge_distance=0,
                              distance=distance)
     stats = cc3d.statistics(objects)
@@ -328,22 +341,36 @@ def split_touching(
     margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(mask.ndim, int)
 
     components, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
-    boxes = cc3d.statistics(components)["bounding_boxes"]
-    next_id = 1
+    stats = cc3d.statistics(components)
+    boxes, sizes = stats["bounding_boxes"], stats["voxel_counts"]
+    crops = {}
     for component in range(1, n + 1):
         box = boxes[component]
         extent = np.array([(s.stop - s.start) * sp for s, sp in zip(box, spacing)])
         crop = tuple(slice(max(s.start - m, 0), min(s.stop + m, size))
                      for s, m, size in zip(box, margin, mask.shape))
+        # every peak of a small component lies within merge distance of the highest: one object
+        small = np.linalg.norm(extent) < merge_distance * diameter or sizes[component] < TINY_COMPONENT
+        crops[component] = (crop, small)
+    smoothed = None
+    if smoothing > 0:
+        cropped = sum(int(np.prod([s.stop - s.start for s in crop])) for crop, small in crops.values() if not small)
+        if cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
+            # the crops cover much of the volume: smooth it once (the crops' insides are the same either way)
+            smoothed = ndi.gaussian_filter(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
+    next_id = 1
+    for component, (crop, small) in crops.items():
         inside = components[crop] == component
-        if np.linalg.norm(extent) < merge_distance * diameter or inside.sum() < TINY_COMPONENT:
-            # every peak of a component this small lies within merge distance of the highest: one object
+        if small:
             out[crop][inside] = next_id
             next_id += 1
             continue
-        local = distance[crop]
-        if smoothing > 0:
-            local = ndi.gaussian_filter(local, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
+        if smoothed is not None:
+            local = smoothed[crop]
+        elif smoothing > 0:
+            local = ndi.gaussian_filter(distance[crop], sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
+        else:
+            local = distance[crop]
         objects = _split_component(local, inside, spacing, depth=h * diameter,
                                    merge_radius=merge_distance * diameter)
         out[crop][inside] = objects[inside] + (next_id - 1)
