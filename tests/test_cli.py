@@ -137,7 +137,7 @@ def test_inspect_says_when_it_assumes_unit_spacing(tmp_path):
     path = tmp_path / "plain.npy"
     np.save(path, np.zeros((3, 4, 5), np.uint8))
     out, err = run("inspect", path)
-    assert "assuming 1 x 1 x 1" in err
+    assert "assumed 1 x 1 x 1" in err
     assert "1 x 1 x 1 pixel (default)" in out
 
 

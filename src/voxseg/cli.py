@@ -35,12 +35,19 @@ def _read(path, spacing, channel, axes, unit):
 
     volume = io.read(path, spacing=spacing or None, channel=channel, axes=axes, unit=unit)
     if volume.spacing_source == "default":
-        _note(f"{path}: no voxel spacing in the metadata; assuming 1 x 1 x 1 voxels (use --spacing Z Y X)")
+        _note(f"{path}: no voxel spacing in the metadata; assumed 1 x 1 x 1 voxels (use --spacing Z Y X)")
     return volume
 
 
 def _note(message):
-    click.echo(message, err=True)
+    """Say `message` on stderr when the command succeeds (an error stays a single line)."""
+    click.get_current_context().find_root().meta.setdefault("voxseg_notes", []).append(message)
+
+
+@click.pass_context
+def _print_notes(ctx, *args, **kwargs):
+    for message in ctx.find_root().meta.get("voxseg_notes", []):
+        click.echo(f"voxseg: note: {message}", err=True)
 
 
 class _StepProgress:
@@ -65,7 +72,7 @@ class _StepProgress:
             self.bar.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, result_callback=_print_notes)
 @click.version_option(__version__, prog_name="voxseg")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 @click.pass_context
@@ -153,11 +160,11 @@ def _run_segmentation(input, outdir, pipeline, *, spacing, channel, axes, unit, 
         from .errors import OutputExistsError
 
         raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
-    if diameter is not None and not diameter > 0:
-        from .errors import ParameterError
-
-        raise ParameterError(f"--diameter must be a positive length, got {diameter}")
     volume = _read(input, spacing, channel, axes, unit)
+    if diameter is not None:
+        from .segment import check_diameter
+
+        check_diameter(diameter, volume.shape, volume.spacing)
     progress = _StepProgress(Path(input).name)
     try:
         summary = segment_file(input, outdir, volume=volume, diameter=diameter, threshold=threshold_method,

@@ -140,6 +140,23 @@ def _operators():
     return OPERATORS
 
 
+#: parameters that are lengths, volumes or factors wherever they appear: numbers (or one per axis)
+NUMERIC_PARAMETERS = frozenset({
+    "sigma", "radius", "kernel_size", "sigma_spatial", "sigma_range", "patch_size", "patch_distance", "h",
+    "amount", "min_volume", "max_volume", "diameter", "gamma", "gain", "clip_limit", "factors", "scale",
+    "target", "low", "high", "smoothing", "merge_distance", "truncate",
+})
+
+
+def _is_number_or_numbers(value) -> bool:
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if isinstance(value, list):
+        return bool(value) and all(number(v) for v in value)
+    return number(value) or value == "auto"
+
+
 def _round(value: float, digits: int = 4) -> float:
     """`value` to `digits` significant digits (exactly representable in TOML text)."""
     return float(f"{value:.{digits}g}")
@@ -298,6 +315,10 @@ class Pipeline:
 
     def _check_type(self, index, name, key, value, param, op):
         default = param.default
+        if key in NUMERIC_PARAMETERS and not _is_number_or_numbers(value):
+            raise PipelineError(
+                f"{self._where(index, key)}{name}: {key} has the wrong type: got {value!r}, "
+                f"expected a number or a list of numbers")
         if key in op.auto:
             if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)
                                    and math.isfinite(value) and value >= 0):
@@ -371,7 +392,10 @@ class Pipeline:
             start = time.perf_counter()
             try:
                 out = op.func(data, **kwargs)
-            except ParameterError as err:
+            except PipelineError:
+                raise
+            except (ParameterError, TypeError) as err:
+                # a value that passed validation but that the operator refuses: still the file's mistake
                 raise PipelineError(f"{self._where(index)}{op.name}: {err}") from None
             timings.append((op.name, time.perf_counter() - start))
             if isinstance(out, tuple):  # (data, measured values)

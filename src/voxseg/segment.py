@@ -465,6 +465,23 @@ def relabel_canonical(labels) -> np.ndarray:
     return renumbered.astype(np.uint16 if count < 2**16 else np.uint32, copy=False)
 
 
+def check_diameter(diameter, shape, spacing) -> float:
+    """`diameter` if it is a length objects in this volume can have, else a ParameterError saying why."""
+    spacing = as_spacing(spacing, len(shape))
+    unit_note = "in the unit of the spacing"
+    if not np.isfinite(diameter) or diameter <= 0:
+        raise ParameterError(f"diameter must be a positive length {unit_note}, got {diameter!r}")
+    extent = max(n * s for n, s in zip(shape, spacing))
+    if diameter > 2 * extent:
+        raise ParameterError(
+            f"diameter {diameter:g} is more than twice the volume's largest extent ({extent:g}); "
+            f"is it {unit_note}?")
+    if diameter < min(spacing):
+        raise ParameterError(
+            f"diameter {diameter:g} is smaller than one voxel ({min(spacing):g}); is it {unit_note}?")
+    return float(diameter)
+
+
 def segment(image, *, spacing=None, diameter=None, threshold="li", dark_objects=False, clear_border=False,
             pipeline=None, progress=None):
     """Segment a volume into separated objects with the default recipe (or `pipeline`).
@@ -510,8 +527,8 @@ def segment(image, *, spacing=None, diameter=None, threshold="li", dark_objects=
     image = np.asarray(image)
     if image.ndim != 3:
         raise ParameterError(f"image must be 3D (z, y, x), got shape {image.shape}")
-    if diameter is not None and (not np.isfinite(diameter) or diameter <= 0):
-        raise ParameterError(f"diameter must be a positive length, got {diameter!r}")
+    if diameter is not None:
+        check_diameter(diameter, image.shape, spacing)
     if pipeline is None:
         pipeline = default_pipeline(diameter="auto" if diameter is None else float(diameter),
                                     threshold=threshold, dark_objects=dark_objects, clear_border=clear_border)

@@ -24,7 +24,7 @@ from ..errors import OutputError, OutputExistsError, VoxsegError
 __all__ = ["atomic_path", "atomic_directory"]
 
 # errno values that mean "this output cannot be written here", reported as OutputError
-_OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_OUTPUT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EFBIG}
 
 
 @contextlib.contextmanager
@@ -190,7 +190,7 @@ def _remove(path: Path) -> None:
     if _is_dir(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(path)
 
 
