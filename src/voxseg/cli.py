@@ -172,11 +172,14 @@ def _run_segmentation(input, outdir, pipeline, *, spacing, channel, axes, unit, 
                                overwrite=overwrite, report=not no_report, progress=progress)
     finally:
         progress.close()
-    d = summary["diameter"]
-    click.echo(
-        f"{outdir}: {summary['object_count']} objects; threshold {summary['threshold']['method']} = "
-        f"{summary['threshold']['value']:.4g}; diameter {d['value']:.4g} {summary['unit']}"
-        f"{' (estimated)' if d['estimated'] else ''}; {summary['run_time_s']:.1f} s")
+    d, t = summary["diameter"], summary["threshold"]
+    parts = [f"{outdir}: {summary['object_count']} objects"]
+    if t["value"] is not None:
+        parts.append(f"threshold {t['method']} = {t['value']:.4g}")
+    if d["value"] is not None:
+        parts.append(f"diameter {d['value']:.4g} {summary['unit']}{' (estimated)' if d['estimated'] else ''}")
+    parts.append(f"{summary['run_time_s']:.1f} s")
+    click.echo("; ".join(parts))
 
 
 @cli.command()
@@ -327,11 +330,24 @@ def report(outdir, input_path):
     click.echo(f"{outdir / 'report.html'}: rebuilt")
 
 
+def _exit_cleanly_on_sigterm():
+    """Turn SIGTERM into an exception, so that partial outputs are removed like on Ctrl-C."""
+    import signal
+    import threading
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
+
+
 def main(argv=None):
     """Entry point of the ``voxseg`` console script."""
     from .errors import VoxsegError
 
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    _exit_cleanly_on_sigterm()
     try:
         cli.main(args=argv, prog_name="voxseg", standalone_mode=False)
     except click.exceptions.Abort:

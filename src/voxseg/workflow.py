@@ -72,6 +72,23 @@ def prepare_image(volume):
     return data, non_finite
 
 
+#: peak memory of an in-memory run per voxel, measured by benchmarks/bench_segment.py (with a margin)
+BYTES_PER_VOXEL = 32
+
+
+def check_memory(path, shape):
+    """Refuse, before any work, a volume whose in-memory segmentation would not fit."""
+    from .errors import VolumeTooLargeError
+    from .io import available_memory
+
+    need = BYTES_PER_VOXEL * int(np.prod(shape, dtype=np.int64))
+    available = available_memory()
+    if available is not None and need > available:
+        raise VolumeTooLargeError(
+            f"{path}: segmenting {' x '.join(map(str, shape))} voxels in memory needs about {need / 1e9:.1f} GB "
+            f"but {available / 1e9:.1f} GB is available; process it in chunks with --chunks")
+
+
 def segment_file(
     input_path,
     outdir,
@@ -107,6 +124,7 @@ def segment_file(
         raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
     if volume is None:
         volume = io.read(input_path, spacing=spacing, channel=channel, axes=axes)
+    check_memory(input_path, volume.shape)
     image, non_finite = prepare_image(volume)
     result = segment(image, spacing=volume.spacing, diameter=diameter, threshold=threshold,
                      dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline, progress=progress)
@@ -132,7 +150,7 @@ def segment_file(
         "object_count": int(len(table)),
         "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
                       "dark_objects": threshold_step.get("dark_objects", False)},
-        "diameter": {"value": result.pipeline.diameter,
+        "diameter": {"value": _diameter_used(result.pipeline),
                      "estimated": bool(result.records.get("diameter_estimated"))},
         "clear_border": any(s["op"] == "clear_border" for s in result.pipeline.steps),
         "non_finite_voxels": non_finite,
@@ -157,9 +175,21 @@ def segment_file(
         if report:
             from .report.html import write_report
 
-            write_report(tmp / "report.html", image, labels, table, _jsonable(summary),
+            # run times stay out of the page, so that the same input gives the same report
+            shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "timings_s")}
+            write_report(tmp / "report.html", image, labels, table, _jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary
+
+
+def _diameter_used(pipeline):
+    """The object diameter the pipeline ran with: its own, or its split step's, or None."""
+    if pipeline.diameter != "auto":
+        return pipeline.diameter
+    for step in pipeline.steps:
+        if isinstance(step.get("diameter"), (int, float)):
+            return float(step["diameter"])
+    return None
 
 
 def _jsonable(value):

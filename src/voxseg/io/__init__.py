@@ -581,18 +581,50 @@ def _check_memory(path: str, nbytes: int) -> None:
 
 
 def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation, or None if unknown."""
+    """Bytes of memory available to a new allocation, or None if unknown.
+
+    The smallest of the system's available memory, what the cgroup's memory
+    limit leaves (containers, batch schedulers) and what the address-space
+    limit (``ulimit -v``) leaves of this process.
+    """
+    candidates = []
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    candidates.append(int(line.split()[1]) * 1024)
+                    break
     except (OSError, ValueError, IndexError):
         pass
+    if not candidates:
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:  # cgroup v2
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                candidates.append(int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/status") as f:
+                size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            candidates.append(soft - size)
+    except (ImportError, OSError, ValueError, StopIteration):
+        pass
+    return max(min(candidates), 0) if candidates else None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still allocate, or None if unknown (see ``_available_memory``)."""
+    return _available_memory()
 
 
 # -- units -------------------------------------------------------------------
