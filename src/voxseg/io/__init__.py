@@ -530,6 +530,9 @@ def _check_dtype(path: str, dtype) -> None:
 def _spacing(path: str, source: _Source, axes: str, spacing, unit) -> tuple[tuple, str, str]:
     """Return (spacing, unit, spacing_source) for the (z, y, x) axes."""
     known = {a: s for a, s in zip(axes, source.scale) if a in "ZYX" and s is not None}
+    for axis, size in (source.metadata or {}).get("sizes", {}).items():
+        if axis in "ZYX" and axis not in known and size is not None:
+            known[axis] = size  # an axis of length 1 that the file's series squeezed away
     if spacing is not None:
         voxel, spacing_source = as_spacing(spacing), "user"
     elif known:

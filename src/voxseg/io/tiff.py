@@ -77,7 +77,8 @@ def open_tiff(path: str) -> _Source:
         unit,
         kind,
         page_ndim=len(pages.page_shape),
-        metadata={"series": n_series} if n_series > 1 else {},
+        # sizes of axes the series squeezed away (a one-plane stack's z spacing)
+        metadata={"sizes": sizes, **({"series": n_series} if n_series > 1 else {})},
     )
 
 
@@ -301,7 +302,8 @@ def write_tiff(path, data, *, spacing=None, unit="um", ome=False) -> None:
         raise ParameterError(f"OME-TIFF cannot hold data of type {dtype}; write .tif, .zarr or .npy, got {path!r}")
     planes = _planes(data) if _is_dask(data) else data
     options = dict(shape=tuple(data.shape), dtype=dtype, photometric="minisblack", software="voxseg", datetime=None)
-    if dtype in IMAGEJ_DTYPES and not ome:
+    # ImageJ hyperstacks lose axes of length 1 (a one-pixel-wide plane comes back transposed): use OME there
+    if dtype in IMAGEJ_DTYPES and not ome and min(data.shape) > 1:
         metadata = {"axes": "ZYX"}
         if spacing is not None:
             metadata.update(spacing=spacing[0], unit=_IMAGEJ_UNITS.get(unit, unit))
