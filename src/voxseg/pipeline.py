@@ -70,6 +70,16 @@ def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(),
     OPERATORS[name] = Operator(name, func, tuple(takes), gives, spacing, tuple(auto), doc, tuple(context))
 
 
+def _rescale_step(image, *, low=0.5, high=99.5, in_range=None):
+    """Percentile rescale to [0, 1]; records the input values mapped to 0 and 1."""
+    from .exposure import percentile, rescale_intensity
+
+    if in_range is None:
+        in_range = percentile(image, [low, high])
+    lo, hi = (float(v) for v in in_range)
+    return rescale_intensity(image, in_range=(lo, hi)), {"in_range": [lo, hi]}
+
+
 def _threshold_step(image, method="li", *, dark_objects=False, value=None):
     """Global threshold; records the value it used."""
     from . import threshold as th
@@ -108,7 +118,7 @@ def _clear_border(labels):
 def _register_defaults():
     from . import edges, exposure, filters, morphology
 
-    register("rescale_intensity", exposure.rescale_intensity, spacing=False,
+    register("rescale_intensity", _rescale_step, spacing=False,
              doc="stretch intensities to [0, 1] between two percentiles")
     register("adjust_gamma", exposure.adjust_gamma, spacing=False)
     register("equalize_hist", exposure.equalize_hist, spacing=False)

@@ -149,6 +149,7 @@ def segment_file(
         "spacing_source": volume.spacing_source,
         "object_count": int(len(table)),
         "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
+                      "input_value": _threshold_in_input_units(result),
                       "dark_objects": threshold_step.get("dark_objects", False)},
         "diameter": {"value": _diameter_used(result.pipeline),
                      "estimated": bool(result.records.get("diameter_estimated"))},
@@ -180,6 +181,21 @@ def segment_file(
             write_report(tmp / "report.html", image, labels, table, _jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary
+
+
+def _threshold_in_input_units(result):
+    """The threshold in the input's grey levels, when only a linear rescale came before it (else None)."""
+    value = result.records.get("threshold", {}).get("value")
+    if value is None:
+        return None
+    for step in result.pipeline.steps:
+        if step["op"] == "threshold":
+            return float(value)
+        if step["op"] != "rescale_intensity":
+            return None
+        lo, hi = result.records["rescale_intensity"]["in_range"]
+        value = lo + value * (hi - lo)
+    return None
 
 
 def _diameter_used(pipeline):

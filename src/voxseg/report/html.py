@@ -208,7 +208,11 @@ def build_report(
     # ---- figures as inline PNG
     threshold = summary.get("threshold")
     thresholds = None
-    if isinstance(threshold, Mapping) and threshold.get("value") is not None:
+    if isinstance(threshold, Mapping) and "input_value" in threshold:
+        # the histogram is of the input's grey levels: only a threshold in those units can be drawn on it
+        if threshold["input_value"] is not None:
+            thresholds = {str(threshold.get("method", "threshold")): float(threshold["input_value"])}
+    elif isinstance(threshold, Mapping) and threshold.get("value") is not None:
         thresholds = {str(threshold.get("method", "threshold")): float(threshold["value"])}
     elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
         thresholds = {"threshold": float(threshold)}
