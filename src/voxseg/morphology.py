@@ -14,6 +14,8 @@ neighbour counts 4, 8, 6, 18 and 26 are accepted as well.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -191,11 +193,8 @@ def remove_small_objects(image, min_volume, *, spacing=None, connectivity=1):
     if image.dtype == bool:
         if threshold <= 1:
             return image.copy()
-        labels = cc3d.connected_components(image, connectivity=conn)
-        counts = np.bincount(labels.reshape(-1))
-        keep = counts >= threshold
-        keep[0] = False
-        return keep[labels]
+        # cc3d.dust keeps components of at least `threshold` voxels without a full-size count array
+        return cc3d.dust(image, threshold=int(math.ceil(threshold)), connectivity=conn, in_place=False)
     if image.dtype.kind not in "ui":
         raise ParameterError(f"image must be a boolean mask or integer labels, got dtype {image.dtype!r}")
     if image.dtype.kind == "i" and image.size and image.min() < 0:

@@ -99,8 +99,9 @@ def _remove_small(data, min_volume="auto", *, spacing=None):
 def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, distance=None):
     from .segment import split_touching
 
+    # a distance map handed over by the runner is scratch: it may be smoothed in place
     return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
-                          merge_distance=merge_distance, distance=distance)
+                          merge_distance=merge_distance, distance=distance, overwrite_distance=distance is not None)
 
 
 def _relabel(labels):
@@ -167,6 +168,27 @@ def _is_number_or_numbers(value) -> bool:
     return number(value) or value == "auto"
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak of resident memory for :func:`peak_memory` (Linux; elsewhere nothing)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory() -> int | None:
+    """Peak resident memory of this process since :func:`reset_peak_memory`, in bytes (None if unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _round(value: float, digits: int = 4) -> float:
     """`value` to `digits` significant digits (exactly representable in TOML text)."""
     return float(f"{value:.{digits}g}")
@@ -180,7 +202,7 @@ class PipelineResult:
     kind: str
     pipeline: "Pipeline"
     records: dict = field(default_factory=dict)  # values a step measured (threshold value, ...)
-    timings: list = field(default_factory=list)  # (step name, seconds)
+    timings: list = field(default_factory=list)  # (step name, seconds, peak resident bytes or None)
     saved: dict = field(default_factory=dict)  # step index -> data marked save = true
 
 
@@ -378,9 +400,10 @@ class Pipeline:
             if needs_diameter and diameter == "auto":
                 mask = data if kind == "mask" else np.asarray(data) > 0
                 start = time.perf_counter()
+                reset_peak_memory()
                 distance = distance_transform(mask, spacing=spacing) if kind == "mask" else None
                 diameter = estimate_diameter(mask, spacing=spacing, distance=distance)
-                timings.append(("estimate_diameter", time.perf_counter() - start))
+                timings.append(("estimate_diameter", time.perf_counter() - start, peak_memory()))
                 records["diameter_estimated"] = True
                 if not math.isfinite(diameter):  # nothing in the foreground: any size will do
                     diameter = float(max(spacing) * 2)
@@ -396,10 +419,12 @@ class Pipeline:
                 kwargs["spacing"] = spacing
             if "distance" in op.context and distance is not None:
                 # removing whole components since the map was made leaves it exact on what remains
-                kwargs["distance"] = np.where(data, distance, np.float32(0))
+                distance[~data] = 0  # in place: the map is not needed otherwise
+                kwargs["distance"] = distance
             if not (op.name == "remove_small_objects" and kind == "mask"):
                 distance = None
             start = time.perf_counter()
+            reset_peak_memory()
             try:
                 out = op.func(data, **kwargs)
             except PipelineError:
@@ -407,7 +432,7 @@ class Pipeline:
             except (ParameterError, TypeError) as err:
                 # a value that passed validation but that the operator refuses: still the file's mistake
                 raise PipelineError(f"{self._where(index)}{op.name}: {err}") from None
-            timings.append((op.name, time.perf_counter() - start))
+            timings.append((op.name, time.perf_counter() - start, peak_memory()))
             if isinstance(out, tuple):  # (data, measured values)
                 out, measured = out
                 records[op.name] = measured

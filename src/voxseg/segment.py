@@ -305,6 +305,7 @@ def split_touching(
     h: float | None = None,
     merge_distance: float | None = None,
     distance=None,
+    overwrite_distance: bool = False,
 ) -> np.ndarray:
     """Separate touching objects of a mask by a marker-controlled distance watershed.
 
@@ -330,6 +331,8 @@ def split_touching(
         Fractions of `diameter`; defaults in :data:`DEFAULTS`.
     distance : ndarray, optional
         Precomputed distance map of `mask` (unsmoothed).
+    overwrite_distance : bool
+        Allow smoothing `distance` in place, to save a volume-sized copy.
 
     Returns
     -------
@@ -359,7 +362,7 @@ def split_touching(
     if not mask.any():
         return out
     if distance is None:
-        distance = distance_transform(mask, spacing=spacing)
+        distance, overwrite_distance = distance_transform(mask, spacing=spacing), True
     sigma = smoothing * diameter / np.asarray(spacing)
     # a crop this much larger than a component smooths its inside exactly as the whole volume would
     margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(mask.ndim, int)
@@ -381,7 +384,8 @@ def split_touching(
         cropped = sum(int(np.prod([s.stop - s.start for s in crop])) for crop, small in crops.values() if not small)
         if cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
             # the crops cover much of the volume: smooth it once (the crops' insides are the same either way)
-            smoothed = ndi.gaussian_filter(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
+            smoothed = ndi.gaussian_filter(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE,
+                                           output=distance if overwrite_distance else None)
     next_id = 1
     for component, (crop, small) in crops.items():
         inside = components[crop] == component

@@ -133,9 +133,12 @@ def segment_file(
     labels = result.data
     if progress is not None:
         progress(len(result.pipeline.steps), len(result.pipeline.steps) + 1, "measure")
+    from .pipeline import peak_memory, reset_peak_memory
+
     measure_start = time.perf_counter()
+    reset_peak_memory()
     table = measure(labels, image, spacing=volume.spacing)
-    measure_time = time.perf_counter() - measure_start
+    steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
 
     threshold_record = result.records.get("threshold", {})
     threshold_step = next((s for s in result.pipeline.steps if s["op"] == "threshold"), {})
@@ -156,8 +159,9 @@ def segment_file(
         "clear_border": any(s["op"] == "clear_border" for s in result.pipeline.steps),
         "non_finite_voxels": non_finite,
         "statistics": summarize(table, unit=volume.unit),
-        "timings_s": {f"{i + 1}:{name}": round(t, 4) for i, (name, t) in enumerate(result.timings)}
-        | {"measure": round(measure_time, 4)},
+        # each step's time and the peak resident memory of the process while it ran
+        "steps": [{"step": name, "seconds": round(t, 4), "peak_mb": None if peak is None else round(peak / 2**20, 1)}
+                  for name, t, peak in steps],
         "versions": versions(),
     }
     header = (f"voxseg {__version__} pipeline, resolved on {Path(str(input_path)).name}\n"
@@ -177,7 +181,7 @@ def segment_file(
             from .report.html import write_report
 
             # run times stay out of the page, so that the same input gives the same report
-            shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "timings_s")}
+            shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "steps")}
             write_report(tmp / "report.html", image, labels, table, _jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary
