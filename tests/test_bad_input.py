@@ -3,26 +3,16 @@
 Every case also checks that no output is left behind, and the input is unchanged.
 """
 
-import contextlib
-import io as _io
 import json
 
 import numpy as np
 import pytest
 import tifffile
 
-from voxseg.cli import main
+from voxseg.testing import invoke_cli
 
 
-def cli(*args):
-    out, err = _io.StringIO(), _io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    return code, out.getvalue(), err.getvalue()
+cli = invoke_cli
 
 
 def assert_user_error(code, err, *fragments):

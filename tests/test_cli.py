@@ -9,23 +9,14 @@ import pandas as pd
 import pytest
 import tifffile
 
-from voxseg.cli import main
+from voxseg.testing import invoke_cli
 
 
 def run(*args, expect=0):
-    """Run the CLI in-process through main(); return (exit status, stdout, stderr)."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    assert code == expect, f"exit {code}, stderr: {err.getvalue()}"
-    return out.getvalue(), err.getvalue()
+    """Run the CLI in-process; assert its exit status; return (stdout, stderr)."""
+    code, out, err = invoke_cli(*args)
+    assert code == expect, f"exit {code}, stderr: {err}"
+    return out, err
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,5 @@
 """Faults: interrupted runs, memory limits, unchanged inputs, deterministic outputs."""
 
-import contextlib
-import io as _io
 import os
 import signal
 import subprocess
@@ -12,21 +10,15 @@ import numpy as np
 import pytest
 import tifffile
 
-from voxseg.cli import main
+from voxseg.testing import invoke_cli
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="signals and rlimits as on Linux")
 
 
 def cli(*args):
-    out, err = _io.StringIO(), _io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    assert code == 0, err.getvalue()
-    return out.getvalue()
+    code, out, err = invoke_cli(*args)
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ __all__ = [
     "sphere_pack",
     "match_labels",
     "assert_equivalent_labeling",
+    "invoke_cli",
 ]
 
 
@@ -260,3 +261,27 @@ def assert_equivalent_labeling(a, b):
     pairs = np.unique(np.stack([a, b]), axis=1)
     assert len(np.unique(pairs[0])) == pairs.shape[1], "a label of the first maps to several of the second"
     assert len(np.unique(pairs[1])) == pairs.shape[1], "a label of the second maps to several of the first"
+
+
+def invoke_cli(*args) -> tuple[int, str, str]:
+    """Run the ``voxseg`` command line in this process; return (exit status, stdout, stderr).
+
+    Examples
+    --------
+    >>> status, out, err = invoke_cli("--version")
+    >>> status, out.startswith("voxseg")
+    (0, True)
+    """
+    import contextlib
+    import io
+
+    from .cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exit_:
+            status = exit_.code or 0
+    return status, out.getvalue(), err.getvalue()
