@@ -124,8 +124,54 @@ def gaussian(image, sigma, *, spacing=None, planewise=False, truncate=4.0):
     if not np.any(sigma_vox > 0):
         out[...] = image
         return out
-    ndi.gaussian_filter(image, sigma_vox.tolist(), output=out, mode="nearest", truncate=truncate)
+    gaussian_filter_threaded(image, sigma_vox.tolist(), output=out, mode="nearest", truncate=truncate)
     return out
+
+
+def gaussian_filter_threaded(image, sigma, *, output, mode="nearest", truncate=4.0, workers=None):
+    """``scipy.ndimage.gaussian_filter`` computed by several threads, with the identical result.
+
+    The filter is separable: each 1D pass along one axis is split into slabs along
+    another axis, and SciPy releases the GIL while it filters, so the slabs run in
+    parallel. `output` (float) receives the result and may be `image` itself.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).random((6, 20, 30)).astype(np.float32)
+    >>> out = np.empty_like(image)
+    >>> _ = gaussian_filter_threaded(image, [1.0, 2.0, 0.5], output=out)
+    >>> bool(np.array_equal(out, ndi.gaussian_filter(image, [1.0, 2.0, 0.5], mode="nearest")))
+    True
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (image.ndim,))
+    workers = workers or min(os.cpu_count() or 1, 8)
+    source = image
+    for axis in range(image.ndim):
+        if sigma[axis] <= 0:
+            continue
+        others = [a for a in range(image.ndim) if a != axis]
+        split = max(others, key=lambda a: image.shape[a]) if others else None
+        if split is None or workers == 1 or image.shape[split] < 2 * workers:
+            ndi.gaussian_filter1d(source, sigma[axis], axis=axis, output=output, mode=mode, truncate=truncate)
+        else:
+            bounds = np.linspace(0, image.shape[split], workers + 1).astype(int)
+
+            def band(k, source=source, axis=axis, split=split, bounds=bounds):
+                index = [slice(None)] * image.ndim
+                index[split] = slice(bounds[k], bounds[k + 1])
+                index = tuple(index)
+                ndi.gaussian_filter1d(source[index], sigma[axis], axis=axis, output=output[index], mode=mode,
+                                      truncate=truncate)
+
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(band, range(workers)))
+        source = output
+    if source is image and output is not image:  # no axis was filtered
+        output[...] = image
+    return output
 
 
 def median(image, radius, *, spacing=None, planewise=False):

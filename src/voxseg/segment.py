@@ -384,8 +384,10 @@ def split_touching(
         cropped = sum(int(np.prod([s.stop - s.start for s in crop])) for crop, small in crops.values() if not small)
         if cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
             # the crops cover much of the volume: smooth it once (the crops' insides are the same either way)
-            smoothed = ndi.gaussian_filter(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE,
-                                           output=distance if overwrite_distance else None)
+            from .filters import gaussian_filter_threaded
+
+            smoothed = gaussian_filter_threaded(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE,
+                                                output=distance if overwrite_distance else np.empty_like(distance))
     next_id = 1
     for component, (crop, small) in crops.items():
         inside = components[crop] == component
