@@ -93,3 +93,18 @@ def test_pipeline_from_python():
     result = pipeline.run(image)
     assert result.kind == "mask"
     assert result.data[1:4, 2:7, 2:7].all()
+
+
+@pytest.mark.parametrize("step", [
+    '[[steps]]\nop = "rescale_intensity"\nin_range = "abc"\n',
+    '[[steps]]\nop = "threshold"\nvalue = "high"\n',
+], ids=["in_range-text", "value-text"])
+def test_values_of_the_wrong_type_are_caught_before_running(tmp_path, step):
+    with pytest.raises(PipelineError, match="wrong type"):
+        Pipeline.from_toml(write(tmp_path, step))
+
+
+def test_rescale_in_range_needs_two_numbers(tmp_path):
+    pipeline = Pipeline.from_toml(write(tmp_path, '[[steps]]\nop = "rescale_intensity"\nin_range = [1, 2, 3]\n'))
+    with pytest.raises(PipelineError, match="in_range must be two numbers"):
+        pipeline.run(np.zeros((2, 4, 4), np.uint8))

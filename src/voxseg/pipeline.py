@@ -76,6 +76,8 @@ def _rescale_step(image, *, low=0.5, high=99.5, in_range=None):
 
     if in_range is None:
         in_range = percentile(image, [low, high])
+    elif not (isinstance(in_range, (list, tuple)) and len(in_range) == 2):
+        raise ParameterError(f"in_range must be two numbers [low, high], got {in_range!r}")
     lo, hi = (float(v) for v in in_range)
     return rescale_intensity(image, in_range=(lo, hi)), {"in_range": [lo, hi]}
 
@@ -155,7 +157,7 @@ def _operators():
 NUMERIC_PARAMETERS = frozenset({
     "sigma", "radius", "kernel_size", "sigma_spatial", "sigma_range", "patch_size", "patch_distance", "h",
     "amount", "min_volume", "max_volume", "diameter", "gamma", "gain", "clip_limit", "factors", "scale",
-    "target", "low", "high", "smoothing", "merge_distance", "truncate",
+    "target", "low", "high", "smoothing", "merge_distance", "truncate", "in_range", "value",
 })
 
 
@@ -443,6 +445,20 @@ class Pipeline:
         records.setdefault("diameter_estimated", False)
         pipeline = Pipeline(resolved, diameter=float(diameter) if diameter != "auto" else "auto")
         return PipelineResult(data, kind, pipeline, records, timings, saved)
+
+
+#: example pipelines shipped with voxseg (src/voxseg/pipelines/<name>.toml)
+SHIPPED_PIPELINES = ("nuclei", "beads")
+
+
+def shipped_pipeline(name: str):
+    """Path of a shipped example pipeline, by name (``"nuclei"`` or ``"nuclei.toml"``), or None."""
+    from importlib import resources
+
+    stem = name[:-5] if name.endswith(".toml") else name
+    if stem not in SHIPPED_PIPELINES:
+        return None
+    return resources.files("voxseg") / "pipelines" / f"{stem}.toml"
 
 
 def default_pipeline(*, diameter="auto", threshold="li", dark_objects=False, clear_border=False,
