@@ -777,7 +777,9 @@ def _write(path, array, kind, spacing, unit, *, overwrite, chunks, is_labels) ->
         if kind in ("tiff", "ome-tiff"):
             from .tiff import write_tiff
 
-            write_tiff(tmp, array, spacing=spacing, unit=unit, ome=kind == "ome-tiff")
+            # label images are mostly runs of equal values: deflate shrinks them ~50x (ImageJ/Fiji read it)
+            write_tiff(tmp, array, spacing=spacing, unit=unit, ome=kind == "ome-tiff",
+                       compression="zlib" if is_labels else None)
         elif kind == "zarr":
             from .zarr import write_zarr
 

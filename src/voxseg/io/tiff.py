@@ -271,7 +271,7 @@ def _strip_repr(message: str) -> str:
 # -- writing -----------------------------------------------------------------
 
 
-def write_tiff(path, data, *, spacing=None, unit="um", ome=False) -> None:
+def write_tiff(path, data, *, spacing=None, unit="um", ome=False, compression=None) -> None:
     """Write a (z, y, x) array as an ImageJ hyperstack, an OME-TIFF or a shaped TIFF.
 
     The flavour is ImageJ when the type allows it (uint8, uint16, float32)
@@ -291,6 +291,8 @@ def write_tiff(path, data, *, spacing=None, unit="um", ome=False) -> None:
         Normalised unit name.
     ome : bool
         Write OME-TIFF even for ImageJ-compatible types.
+    compression : {None, "zlib"}
+        Deflate compression (read by ImageJ, Fiji, Bio-Formats and tifffile).
 
     Notes
     -----
@@ -301,7 +303,8 @@ def write_tiff(path, data, *, spacing=None, unit="um", ome=False) -> None:
     if ome and dtype not in OME_DTYPES:
         raise ParameterError(f"OME-TIFF cannot hold data of type {dtype}; write .tif, .zarr or .npy, got {path!r}")
     planes = _planes(data) if _is_dask(data) else data
-    options = dict(shape=tuple(data.shape), dtype=dtype, photometric="minisblack", software="voxseg", datetime=None)
+    options = dict(shape=tuple(data.shape), dtype=dtype, photometric="minisblack", software="voxseg", datetime=None,
+                   compression=compression)
     # ImageJ hyperstacks lose axes of length 1 (a one-pixel-wide plane comes back transposed): use OME there
     if dtype in IMAGEJ_DTYPES and not ome and min(data.shape) > 1:
         metadata = {"axes": "ZYX"}
