@@ -175,3 +175,12 @@ def test_report_rebuilds_the_page(tmp_path, beads_tif):
     assert not (outdir / "report.html").exists()
     run("report", outdir)
     assert (outdir / "report.html").stat().st_size > 100_000
+
+
+def test_shipped_pipelines_by_name(tmp_path, beads_tif):
+    run("sample", "beads.toml", "-o", tmp_path / "beads.toml")
+    assert "[[steps]]" in (tmp_path / "beads.toml").read_text()
+    _, err = run("sample", "cells.toml", "-o", tmp_path / "x.toml", expect=2)
+    assert "nuclei.toml, beads.toml" in err
+    out, _ = run("run", "beads", beads_tif[0], "-o", tmp_path / "out", "--no-report")
+    assert "objects" in out

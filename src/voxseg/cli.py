@@ -30,10 +30,10 @@ def _input_options(func):
     return func
 
 
-def _read(path, spacing, channel, axes, unit):
+def _read(path, spacing, channel, axes, unit, lazy=None):
     from . import io
 
-    volume = io.read(path, spacing=spacing or None, channel=channel, axes=axes, unit=unit)
+    volume = io.read(path, spacing=spacing or None, channel=channel, axes=axes, unit=unit, lazy=lazy)
     if volume.spacing_source == "default":
         _note(f"{path}: no voxel spacing in the metadata; assumed 1 x 1 x 1 voxels (use --spacing Z Y X)")
     return volume
@@ -126,10 +126,24 @@ def inspect(input, spacing, channel, axes, unit, figure, overwrite):
 @click.option("-o", "--output", required=True, type=click.Path(), help="File to write (.tif, .zarr or .npy).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 def sample(name, output, overwrite):
-    """Write a sample volume: nuclei, nuclei_labels, beads or ellipsoids."""
+    """Write a sample volume (nuclei, nuclei_labels, beads, ellipsoids) or example pipeline (nuclei.toml, beads.toml)."""
     from . import io
     from .samples import SAMPLES, load_sample
 
+    if name.endswith(".toml"):
+        from .io.atomic import atomic_path
+        from .pipeline import SHIPPED_PIPELINES, shipped_pipeline
+
+        source = shipped_pipeline(name)
+        if source is None:
+            from .errors import ParameterError
+
+            raise ParameterError(f"unknown example pipeline {name!r}; available: "
+                                 f"{', '.join(p + '.toml' for p in SHIPPED_PIPELINES)}")
+        with atomic_path(output, overwrite=overwrite) as tmp:
+            Path(tmp).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"{output}: example pipeline {name}")
+        return
     volume = load_sample(name)
     writer = io.write_labels if name == "nuclei_labels" else io.write_volume
     writer(output, volume.data, spacing=volume.spacing, unit=volume.unit, overwrite=overwrite)
@@ -152,26 +166,66 @@ def _segment_options(func):
     return func
 
 
+def _parse_chunks(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        sizes = [int(v) for v in value.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 3) or min(sizes) < 1:
+        raise click.BadParameter(f"expected N or Z,Y,X (positive integers), got {value!r}")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def _chunked_options(func):
+    """--chunks, --scheduler, --workers, --memory: segment block by block on Dask (volumes larger than memory)."""
+    for option in reversed([
+        click.option("--chunks", callback=_parse_chunks, default=None, metavar="N|Z,Y,X",
+                     help="Segment block by block with blocks of this shape (volumes larger than memory); "
+                          "labels are written as labels.zarr."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="With --chunks: run on this dask.distributed scheduler (e.g. tcp://host:8786)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="With --chunks: start a local Dask cluster of N worker processes."),
+        click.option("--memory", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
+                     help="With --chunks: memory one task may use (default: a share of the available memory)."),
+    ]):
+        func = option(func)
+    return func
+
+
 def _run_segmentation(input, outdir, pipeline, *, spacing, channel, axes, unit, diameter, threshold_method,
-                      dark_objects, clear_border, overwrite, no_report):
+                      dark_objects, clear_border, overwrite, no_report, chunks=None, scheduler=None, workers=None,
+                      memory=None):
     from .workflow import segment_file
 
     if Path(outdir).exists() and not overwrite:
         from .errors import OutputExistsError
 
         raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
-    volume = _read(input, spacing, channel, axes, unit)
+    chunked = chunks is not None or scheduler is not None or workers is not None or memory is not None
+    volume = _read(input, spacing, channel, axes, unit, lazy=True if chunked else None)
     if diameter is not None:
         from .segment import check_diameter
 
         check_diameter(diameter, volume.shape, volume.spacing)
-    progress = _StepProgress(Path(input).name)
-    try:
-        summary = segment_file(input, outdir, volume=volume, diameter=diameter, threshold=threshold_method,
-                               dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline,
-                               overwrite=overwrite, report=not no_report, progress=progress)
-    finally:
-        progress.close()
+    if chunked:
+        from .chunked import segment_file_chunked
+
+        summary = segment_file_chunked(input, outdir, volume=volume, diameter=diameter, threshold=threshold_method,
+                                       dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline,
+                                       overwrite=overwrite, report=not no_report, chunks=chunks or 128,
+                                       scheduler=scheduler, workers=workers,
+                                       memory=None if memory is None else int(memory * 2**30))
+    else:
+        progress = _StepProgress(Path(input).name)
+        try:
+            summary = segment_file(input, outdir, volume=volume, diameter=diameter, threshold=threshold_method,
+                                   dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline,
+                                   overwrite=overwrite, report=not no_report, progress=progress)
+        finally:
+            progress.close()
     d, t = summary["diameter"], summary["threshold"]
     parts = [f"{outdir}: {summary['object_count']} objects"]
     if t["value"] is not None:
@@ -188,8 +242,9 @@ def _run_segmentation(input, outdir, pipeline, *, spacing, channel, axes, unit, 
 @_segment_options
 @click.option("--pipeline", "pipeline_file", type=click.Path(), default=None,
               help="Run this pipeline file (e.g. a previous run's pipeline.toml) instead of the default recipe.")
+@_chunked_options
 def segment(input, spacing, channel, axes, unit, outdir, diameter, threshold_method, dark_objects, clear_border,
-            overwrite, no_report, pipeline_file):
+            overwrite, no_report, pipeline_file, chunks, scheduler, workers, memory):
     """Segment INPUT into separated objects; write labels, table, summary, pipeline and report."""
     pipeline = None
     if pipeline_file:
@@ -198,7 +253,8 @@ def segment(input, spacing, channel, axes, unit, outdir, diameter, threshold_met
         pipeline = Pipeline.from_toml(pipeline_file)
     _run_segmentation(input, outdir, pipeline, spacing=spacing, channel=channel, axes=axes, unit=unit,
                       diameter=diameter, threshold_method=threshold_method, dark_objects=dark_objects,
-                      clear_border=clear_border, overwrite=overwrite, no_report=no_report)
+                      clear_border=clear_border, overwrite=overwrite, no_report=no_report, chunks=chunks,
+                      scheduler=scheduler, workers=workers, memory=memory)
 
 
 @cli.command()
@@ -208,14 +264,18 @@ def segment(input, spacing, channel, axes, unit, outdir, diameter, threshold_met
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(), help="Results folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing results folder.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
-def run(pipeline_file, input, spacing, channel, axes, unit, outdir, overwrite, no_report):
-    """Run the steps of a PIPELINE file on INPUT."""
-    from .pipeline import Pipeline
+@_chunked_options
+def run(pipeline_file, input, spacing, channel, axes, unit, outdir, overwrite, no_report, chunks, scheduler, workers,
+        memory):
+    """Run the steps of a PIPELINE file (or a shipped one: nuclei, beads) on INPUT."""
+    from .pipeline import Pipeline, shipped_pipeline
 
-    pipeline = Pipeline.from_toml(pipeline_file)
+    shipped = None if Path(pipeline_file).exists() else shipped_pipeline(pipeline_file)
+    pipeline = Pipeline.from_toml(shipped or pipeline_file)
     _run_segmentation(input, outdir, pipeline, spacing=spacing, channel=channel, axes=axes, unit=unit,
                       diameter=None, threshold_method="li", dark_objects=False, clear_border=False,
-                      overwrite=overwrite, no_report=no_report)
+                      overwrite=overwrite, no_report=no_report, chunks=chunks, scheduler=scheduler, workers=workers,
+                      memory=memory)
 
 
 @cli.command()
@@ -328,6 +388,55 @@ def report(outdir, input_path):
     write_report(outdir / "report.html", np.asarray(volume.data), labels, table, summary, spacing=volume.spacing,
                  unit=summary.get("unit", volume.unit), title=f"voxseg: {Path(str(source)).name}")
     click.echo(f"{outdir / 'report.html'}: rebuilt")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(),
+              help="Results folder: a subfolder per input, objects.csv/.parquet, summary.csv, batch.json.")
+@click.option("--pipeline", "pipeline_file", type=click.Path(), default=None,
+              help="Run this pipeline file instead of the default recipe.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Worker processes (default: one per CPU core).")
+@click.option("--resume", is_flag=True,
+              help="Continue in OUTDIR: reuse the results made from the same input and settings.")
+@click.option("--spacing", type=float, nargs=3, default=None, metavar="Z Y X",
+              help="Voxel size; overrides the files' metadata.")
+@click.option("--channel", type=int, default=None, metavar="N", help="Channel to use in multichannel data (0-based).")
+@click.option("--axes", default=None, metavar="AXES", help="Axes of data without metadata, e.g. ZCYX.")
+@click.option("--unit", default=None, help="Unit of the spacing (default: from metadata, else 'pixel').")
+@click.option("--diameter", type=float, default=None,
+              help="Expected object diameter in the spacing's unit (default: estimated per input).")
+@click.option("--threshold", "threshold_method", default="li", show_default=True,
+              type=click.Choice(["li", "otsu", "yen", "triangle", "mean", "isodata", "minimum"]))
+@click.option("--dark-objects", is_flag=True, help="Objects are darker than the background.")
+@click.option("--clear-border", is_flag=True, help="Drop objects touching the volume border.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--overwrite", is_flag=True, help="Recompute every input, replacing its results.")
+def batch(inputs, outdir, pipeline_file, workers, resume, spacing, channel, axes, unit, diameter, threshold_method,
+          dark_objects, clear_border, no_report, overwrite):
+    """Segment many INPUTS (files, folders of volumes, glob patterns) in parallel into OUTDIR.
+
+    Every input gets the outputs of `voxseg segment` in OUTDIR/<name>/. A failing
+    input is listed at the end and the others go on; the exit status is then 2.
+    """
+    from .batch import run_batch
+
+    objects = run_batch(list(inputs), outdir, pipeline=pipeline_file, workers=workers, resume=resume,
+                        overwrite=overwrite, spacing=spacing or None, channel=channel, axes=axes, unit=unit,
+                        diameter=diameter, threshold=threshold_method, dark_objects=dark_objects,
+                        clear_border=clear_border, report=not no_report, progress=True)
+    info = objects.attrs["batch"]
+    counts, failures = info["counts"], info["failures"]
+    reused = f" ({counts['reused']} reused)" if counts["reused"] else ""
+    click.echo(f"{outdir}: {counts['ok'] + counts['reused']} of {counts['inputs']} inputs segmented{reused}, "
+               f"{len(objects)} objects")
+    if failures:
+        click.echo(f"voxseg: error: {len(failures)} of {counts['inputs']} inputs failed "
+                   f"(also listed in {info['path']}):", err=True)
+        for failure in failures:
+            click.echo(f"  {failure['source']}: {failure['error']}", err=True)
+        sys.exit(USER_ERROR)
 
 
 def _exit_cleanly_on_sigterm():
