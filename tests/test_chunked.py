@@ -358,3 +358,18 @@ def test_cli_segment_with_chunks_writes_labels_zarr(tmp_path):
     status, _, err = invoke_cli("run", pipeline, path, "-o", tmp_path / "run", "--chunks", "8")
     assert status == 2 and "'gaussian' cannot run chunked" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_temporary_work_folder_lives_as_long_as_the_labels():
+    import gc
+    import os
+
+    vol = sphere_pack(shape=(12, 16, 16), diameter=6, attempts=100, seed=4)
+    result = segment_chunked(vol.image, spacing=vol.spacing, chunks=8, progress=False)
+    folder, labels = result.workdir, result.data
+    del result
+    gc.collect()
+    assert labels.compute().max() > 0
+    del labels
+    gc.collect()
+    assert not os.path.exists(folder)

@@ -1,14 +1,15 @@
 """The per-block tasks of a chunked run, and where they keep their data.
 
-Every task reads what it needs from Zarr stores in the run's working
-folder, writes its share of the next store, and saves its small result
-(statistics, face planes) in a file of its own. A task whose result file
-exists returns it without recomputing: that is how a killed run resumes.
-The tasks call the same functions as the in-memory recipe
-(:mod:`voxseg.exposure`, :func:`voxseg.segment.foreground`,
-:func:`voxseg.segment.distance_transform`, :func:`scipy.ndimage.gaussian_filter`
-with the recipe's settings) on blocks whose results are provably the same as
-on the whole volume.
+Every task reads what it needs from the stores in the run's working folder
+(one file per chunk, LZ4-compressed with Blosc: no Zarr metadata round trips
+for the many small reads of a run), writes its share of the next store, and
+saves its small result (statistics, face planes) in a file of its own. A task
+whose result file exists returns it without recomputing: that is how a
+killed run resumes. The tasks call the same functions as the in-memory recipe
+(:mod:`voxseg.exposure`, :func:`voxseg.segment.foreground`, the ``edt``
+distance transform, :func:`scipy.ndimage.gaussian_filter` with the recipe's
+settings) on regions where their result is provably the one on the whole
+volume.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def prepare(block):
 
 
 def ingest(block, layout, index, histogram):
-    """Copy one block of the input into the raw store; its histogram (8/16-bit) or extent (other types)."""
+    """Copy one block of the input into the raw store; the histogram of 8/16-bit data."""
     from .. import exposure
 
     path = layout.result("ingest", index)
@@ -180,6 +181,15 @@ def ingest(block, layout, index, histogram):
         out["hist"] = counts[nonzero[0]:nonzero[-1] + 1]
         out["hist_lo"] = np.int64(values[nonzero[0]])
     save(path, **out)
+    return out
+
+
+def ingest_block(block, layout=None, histogram=False, block_info=None):
+    """:func:`ingest` as a map_blocks function: its result in a (1, 1, 1) object array."""
+    info = block_info[0]
+    index = int(np.ravel_multi_index(info["chunk-location"], info["num-chunks"]))
+    out = np.empty((1, 1, 1), object)
+    out[0, 0, 0] = ingest(block, layout, index, histogram)
     return out
 
 

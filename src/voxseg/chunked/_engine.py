@@ -111,8 +111,8 @@ class Engine:
         self.timings.append((name, time.perf_counter() - start, peak_memory()))
         reset_peak_memory()
 
-    def _map(self, func, arguments, desc):
-        return self.runner.map(func, arguments, desc=desc)
+    def _map(self, func, arguments, desc, batch=False):
+        return self.runner.map(func, arguments, desc=desc, batch=batch)
 
     def _blocks(self):
         return range(self.layout.blocks)
@@ -123,10 +123,10 @@ class Engine:
         dtype = self.raw_dtype
         self.layout.create("raw", dtype)
         histogram = dtype.kind in "ui" and dtype.itemsize <= 2
-        blocks = self.data.blocks
-        grid = self.layout.grid
-        arguments = [(blocks[np.unravel_index(b, grid)], self.layout, b, histogram) for b in self._blocks()]
-        results = self._map(_blocks.ingest, arguments, "read")
+        # one task per block that reads it and stores it (map_blocks fuses with the reading of the input)
+        copied = self.data.map_blocks(_blocks.ingest_block, layout=self.layout, histogram=histogram, dtype=object,
+                                      chunks=(1, 1, 1), meta=np.empty((0, 0, 0), object))
+        results = [r[0, 0, 0] for r in self.runner.compute(copied.to_delayed().ravel().tolist(), desc="read")]
         self.histogram = None
         if histogram:
             lo = min(int(r["hist_lo"]) for r in results)
@@ -210,7 +210,7 @@ class Engine:
         return records
 
     def _passes(self, func, extra, desc):
-        return self._map(func, [(self.layout, b, *extra) for b in self._blocks()], desc)
+        return self._map(func, [(self.layout, b, *extra) for b in self._blocks()], desc, batch=True)
 
     def _describe(self, chain):
         parts = self._passes(_blocks.describe, (chain,), "statistics")
@@ -281,7 +281,7 @@ class Engine:
             spec = {"stage": stage, "level": level, "recipe": self.recipe(level, b), "store": store,
                     "background": background, "reduce": reduce}
             arguments.append((self.layout, b, spec))
-        infos = self._map(_blocks.mask_pass, arguments, name)
+        infos = self._map(_blocks.mask_pass, arguments, name, batch=True)
         if store:
             self.stored.add(level)
         components = stitch(infos, self.layout.grid, lambda b: _blocks.load_faces(self.layout, stage, b))
@@ -346,7 +346,7 @@ class Engine:
             spec = {"stage": "components", "level": level, "recipe": self.recipe(level, b),
                     "source_level": source, "reduce": reduce}
             arguments.append((self.layout, b, spec))
-        infos = self._map(_blocks.state_pass, arguments, "components")
+        infos = self._map(_blocks.state_pass, arguments, "components", batch=True)
         components = stitch(infos, self.layout.grid, lambda b: _blocks.load_faces(self.layout, "components", b))
         self._time("components", start)
         return components, infos
@@ -502,7 +502,10 @@ def _round(value):
 
 
 def run(engine: Engine, progress=None):
-    """Run the pipeline's steps chunked; returns (labels spec, table, resolved pipeline, records)."""
+    """Run the pipeline's steps chunked, resolving "auto" values as Pipeline.run does.
+
+    Returns ``((group keys, split results), numbering plan, resolved pipeline, records)``.
+    """
     from ..pipeline import Pipeline, _operators
     from ..segment import DEFAULTS, sphere_volume
 
@@ -526,7 +529,6 @@ def run(engine: Engine, progress=None):
     records = engine.image_steps(image)
     diameter = pipeline.diameter
     distance_level = None  # the mask level whose distance map the split reuses (diameter estimated)
-    kind = "mask"
     rest = steps[threshold_at + 1:]
     split_result = None
     position = 0
@@ -537,10 +539,6 @@ def run(engine: Engine, progress=None):
         params = dict(params)
         needs_diameter = any(params.get(k, "auto") == "auto" for k in op.auto)
         estimate_here = needs_diameter and diameter == "auto"
-        if estimate_here and kind != "mask":
-            raise PipelineError(
-                f"{pipeline._where(index)}{name}: the chunked path cannot estimate the diameter from labels; "
-                "give the pipeline a diameter")
         level = len(engine.levels)
         try:
             if name == "split_touching":
@@ -608,6 +606,11 @@ def _label_filters(steps, diameter, spacing, ops, pipeline):
     min_voxels, clear_border, resolved, plan = [], False, [], []
     for index, name, params in steps:
         op = ops[name]
+        params = dict(params)
+        if "min_volume" in op.auto and params.get("min_volume", "auto") == "auto" and diameter == "auto":
+            raise PipelineError(
+                f"{pipeline._where(index)}{name}: the chunked path cannot estimate the diameter from labels; "
+                "give the pipeline a diameter (or min_volume a value)")
         try:
             if "min_volume" in op.auto and params.get("min_volume", "auto") == "auto":
                 params["min_volume"] = _round(DEFAULTS["min_volume"] * sphere_volume(float(diameter)))

@@ -93,12 +93,25 @@ class Runner:
         return tqdm(total=total, desc=desc, unit="task", file=sys.stderr, disable=disable, leave=False,
                     dynamic_ncols=True)
 
-    def map(self, func, arguments, *, desc):
-        """``[func(*args) for args in arguments]``, run as Dask tasks; dask collections in `args` are computed."""
+    def map(self, func, arguments, *, desc, batch=False):
+        """``[func(*args) for args in arguments]``, run as Dask tasks; dask collections in `args` are computed.
+
+        With `batch`, short tasks sent to a distributed cluster go in batches
+        (about eight per worker thread), which spares the scheduler most of
+        its per-task work.
+        """
         import dask
 
-        tasks = [dask.delayed(func, pure=False)(*args) for args in arguments]
-        return self.compute(tasks, desc=desc)
+        arguments = list(arguments)
+        size = 1
+        if batch and self.client is not None:
+            size = max(1, len(arguments) // (8 * self.parallelism))
+        if size == 1:
+            tasks = [dask.delayed(func, pure=False)(*args) for args in arguments]
+            return self.compute(tasks, desc=desc)
+        groups = [arguments[i:i + size] for i in range(0, len(arguments), size)]
+        tasks = [dask.delayed(_batch, pure=False)(func, group) for group in groups]
+        return [result for results in self.compute(tasks, desc=desc) for result in results]
 
     def compute(self, tasks, *, desc):
         """Compute a list of delayed objects, with a progress bar over them."""
@@ -139,6 +152,10 @@ class Runner:
                     yield
         finally:
             bar.close()
+
+
+def _batch(func, group):
+    return [func(*args) for args in group]
 
 
 class _CountKeys:

@@ -113,10 +113,6 @@ class Multiset:
         np.add.at(summed, inverse.reshape(-1), counts)
         return Multiset(values, summed, nan_count)
 
-    def lookup(self, func) -> np.ndarray:
-        """``func`` applied to each distinct value (same order as `values`)."""
-        return np.asarray(func(self.values))
-
     def order_statistic(self, ranks) -> np.ndarray:
         cumulative = np.cumsum(self.counts)
         return self.values[np.searchsorted(cumulative, np.asarray(ranks), side="right")]

@@ -54,16 +54,22 @@ def work_folder(outdir) -> Path:
 
 def _open_work_folder(folder: Path, key: dict) -> bool:
     """Make `folder` hold a run of `key`; returns whether a previous run of the same key is resumed."""
+    from ..errors import OutputError
+
     manifest = folder / "manifest.json"
     text = json.dumps(key, sort_keys=True, default=str)
-    if manifest.exists():
-        if manifest.read_text(encoding="utf-8") == text:
-            return True
-        shutil.rmtree(folder)
-    elif folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    manifest.write_text(text, encoding="utf-8")
+    try:
+        if manifest.exists():
+            if manifest.read_text(encoding="utf-8") == text:
+                return True
+            shutil.rmtree(folder)
+        elif folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        manifest.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"{folder}: cannot make the working folder of the chunked run "
+                          f"({err.strerror or err})") from None
     return False
 
 
