@@ -23,7 +23,7 @@ from tutorial_recipe import tutorial_segment  # noqa: E402
 
 from voxseg import testing  # noqa: E402
 from voxseg.samples import load_sample  # noqa: E402
-from voxseg.segment import segment  # noqa: E402
+from voxseg.segmentation import segment  # noqa: E402
 
 
 def cases():

@@ -1,11 +1,11 @@
-"""Benchmark voxseg.batch: the same inputs over 1 worker and over 2 worker processes.
+"""Benchmark voxseg.batch (voxseg.batching.run_batch): the same inputs over 1 worker and over 2 worker processes.
 
 Usage::
 
     python benchmarks/bench_batch.py [--copies N] [--repeat N] [--no-report]
 
 Copies the bundled nuclei sample (60 x 256 x 256, uint16) ``--copies`` times
-(default 8) into a temporary folder and times :func:`voxseg.batch.run_batch`
+(default 8) into a temporary folder and times :func:`voxseg.batching.run_batch`
 on it, each time in a fresh Python process (as ``voxseg batch`` runs, imports
 included) and into a fresh results folder:
 
@@ -40,7 +40,7 @@ from pathlib import Path
 
 RUN = """
 import json, sys
-from voxseg.batch import run_batch
+from voxseg.batching import run_batch
 run_batch(sys.argv[1], sys.argv[2], report=sys.argv[3] == "report", **json.loads(sys.argv[4]))
 """
 

@@ -33,7 +33,7 @@ from voxseg import edges, exposure, filters, morphology, samples, testing, trans
 from voxseg.measure import measure, summarize
 from voxseg.pipeline import Pipeline
 from voxseg.report import figures
-from voxseg.segment import clear_border, distance_transform, relabel_canonical, segment, split_touching
+from voxseg.segmentation import clear_border, distance_transform, relabel_canonical, segment, split_touching
 from voxseg.threshold import compare_thresholds, threshold
 from voxseg.volume import length_to_voxels, voxel_volume
 

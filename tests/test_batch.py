@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from voxseg.batch import BATCH_FILES, SUMMARY_COLUMNS, expand_inputs, output_names, run_batch
+from voxseg.batching import BATCH_FILES, SUMMARY_COLUMNS, expand_inputs, output_names, run_batch
 from voxseg.errors import InputNotFoundError, OutputExistsError, ParameterError
 from voxseg.testing import invoke_cli
 
@@ -292,7 +292,7 @@ linux_only = pytest.mark.skipif(sys.platform != "linux", reason="signals as on L
 
 CRASH_ON_INPUT = """
 import os, signal, multiprocessing
-import voxseg.batch as batch
+import voxseg.batching as batch
 
 _write_result = batch._write_result
 

@@ -14,7 +14,7 @@ from voxseg.chunked import _engine, _stats, segment_chunked, segment_file_chunke
 from voxseg.errors import PipelineError, VolumeTooLargeError
 from voxseg.measure import measure
 from voxseg.pipeline import Pipeline
-from voxseg.segment import segment
+from voxseg.segmentation import segment
 from voxseg.testing import sphere_pack, touching_ellipsoids
 
 
@@ -331,9 +331,9 @@ def test_killed_run_resumes_without_recomputing_finished_blocks(tmp_path, monkey
     (64, (2, 40, 40), (2, 9, 11)),  # a reduction estimate_diameter skips (an axis would vanish)
 ])
 def test_diameter_estimated_on_the_same_reduced_mask(monkeypatch, limit, shape, chunks):
-    import voxseg.segment
+    import voxseg.segmentation
 
-    monkeypatch.setattr(voxseg.segment, "ESTIMATE_VOXELS", limit)
+    monkeypatch.setattr(voxseg.segmentation, "ESTIMATE_VOXELS", limit)
     image = sphere_pack(shape=shape, diameter=8, attempts=300, seed=1).image
     ref = assert_same(image, (1.0, 0.6, 0.5), chunks)
     assert ref.records["diameter_estimated"]

@@ -9,15 +9,17 @@ import importlib
 
 from ._version import __version__
 
-# public name -> module that defines it
+# public name -> module that defines it (None: the name is a submodule), or (module, attribute)
 _LAZY = {
     "Volume": "volume",
     "as_spacing": "volume",
     "read": "io",
     "write_labels": "io",
     "write_volume": "io",
-    "segment": "segment",
+    "segment": "segmentation",
     "measure": "measure",
+    "batch": ("batching", "run_batch"),
+    "segment_chunked": "chunked",
     "Pipeline": "pipeline",
     "errors": None,
     "io": None,
@@ -28,6 +30,10 @@ _LAZY = {
     "edges": None,
     "transform": None,
     "threshold": None,
+    "segmentation": None,
+    "batching": None,
+    "chunked": None,
+    "pipeline": None,
     "samples": None,
     "viz": None,
 }
@@ -38,10 +44,11 @@ __all__ = ["__version__", *sorted(_LAZY)]
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'voxseg' has no attribute {name!r}")
-    module_name = _LAZY[name]
-    if module_name is None:
+    target = _LAZY[name]
+    if target is None:
         return importlib.import_module(f".{name}", __name__)
-    return getattr(importlib.import_module(f".{module_name}", __name__), name)
+    module_name, attribute = target if isinstance(target, tuple) else (target, name)
+    return getattr(importlib.import_module(f".{module_name}", __name__), attribute)
 
 
 def __dir__():

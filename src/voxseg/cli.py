@@ -207,7 +207,7 @@ def _run_segmentation(input, outdir, pipeline, *, spacing, channel, axes, unit, 
     chunked = chunks is not None or scheduler is not None or workers is not None or memory is not None
     volume = _read(input, spacing, channel, axes, unit, lazy=True if chunked else None)
     if diameter is not None:
-        from .segment import check_diameter
+        from .segmentation import check_diameter
 
         check_diameter(diameter, volume.shape, volume.spacing)
     if chunked:
@@ -420,7 +420,7 @@ def batch(inputs, outdir, pipeline_file, workers, resume, spacing, channel, axes
     Every input gets the outputs of `voxseg segment` in OUTDIR/<name>/. A failing
     input is listed at the end and the others go on; the exit status is then 2.
     """
-    from .batch import run_batch
+    from .batching import run_batch
 
     objects = run_batch(list(inputs), outdir, pipeline=pipeline_file, workers=workers, resume=resume,
                         overwrite=overwrite, spacing=spacing or None, channel=channel, axes=axes, unit=unit,

@@ -85,7 +85,7 @@ def _rescale_step(image, *, low=0.5, high=99.5, in_range=None):
 def _threshold_step(image, method="li", *, dark_objects=False, value=None):
     """Global threshold; records the value it used."""
     from . import threshold as th
-    from .segment import foreground
+    from .segmentation import foreground
 
     if value is None:
         value = th.threshold(image, method)
@@ -99,7 +99,7 @@ def _remove_small(data, min_volume="auto", *, spacing=None):
 
 
 def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, distance=None):
-    from .segment import split_touching
+    from .segmentation import split_touching
 
     # a distance map handed over by the runner is scratch: it may be smoothed in place
     return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
@@ -107,13 +107,13 @@ def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge
 
 
 def _relabel(labels):
-    from .segment import relabel_canonical
+    from .segmentation import relabel_canonical
 
     return relabel_canonical(labels)
 
 
 def _clear_border(labels):
-    from .segment import clear_border, relabel_canonical
+    from .segmentation import clear_border, relabel_canonical
 
     return relabel_canonical(clear_border(labels))
 
@@ -384,7 +384,7 @@ class Pipeline:
         `progress`, if given, is called with (step index, step count, op name)
         before each step.
         """
-        from .segment import DEFAULTS, distance_transform, estimate_diameter, sphere_volume
+        from .segmentation import DEFAULTS, distance_transform, estimate_diameter, sphere_volume
 
         ops = _operators()
         spacing = as_spacing(spacing, np.ndim(image))

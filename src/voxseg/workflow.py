@@ -113,7 +113,7 @@ def segment_file(
     from . import io
     from .io.atomic import atomic_directory
     from .measure import measure, summarize
-    from .segment import segment
+    from .segmentation import segment
 
     started = time.perf_counter()
     outdir = Path(outdir)

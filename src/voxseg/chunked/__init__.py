@@ -1,6 +1,6 @@
 """Volumes larger than memory: the segmentation recipe run block by block on Dask.
 
-:func:`segment_chunked` gives exactly what :func:`voxseg.segment.segment`
+:func:`segment_chunked` gives exactly what :func:`voxseg.segmentation.segment`
 gives in memory (the same labels voxel for voxel, the same threshold,
 diameter and resolved pipeline, the same table), holding only blocks, the
 crops of single objects and small per-component tables at any time.

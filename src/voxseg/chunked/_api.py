@@ -110,7 +110,7 @@ def segment_chunked(data, *, spacing=None, diameter=None, threshold="li", dark_o
                     memory=None, workdir=None, measure=True) -> ChunkedResult:
     """Segment a volume block by block on Dask, with exactly the in-memory result.
 
-    Same recipe, parameters and result as :func:`voxseg.segment.segment`,
+    Same recipe, parameters and result as :func:`voxseg.segmentation.segment`,
     for volumes larger than memory: the label volume equals the in-memory one
     voxel for voxel (objects numbered by their first voxel in raster order),
     the threshold, the estimated diameter and the resolved pipeline are the
@@ -123,7 +123,7 @@ def segment_chunked(data, *, spacing=None, diameter=None, threshold="li", dark_o
     spacing : sequence of float, optional
         Voxel size per axis; every length is in its unit.
     diameter, threshold, dark_objects, clear_border, pipeline
-        As for :func:`voxseg.segment.segment`. A custom pipeline may use the
+        As for :func:`voxseg.segmentation.segment`. A custom pipeline may use the
         pointwise steps (``rescale_intensity``, ``adjust_gamma``),
         ``threshold``, the mask steps ``fill_holes``, ``remove_small_holes``
         and ``remove_small_objects`` (face connectivity), ``split_touching``
@@ -169,7 +169,7 @@ def segment_chunked(data, *, spacing=None, diameter=None, threshold="li", dark_o
     Examples
     --------
     >>> from voxseg.testing import sphere_pack
-    >>> from voxseg.segment import segment
+    >>> from voxseg.segmentation import segment
     >>> vol = sphere_pack(shape=(24, 32, 32), diameter=10, attempts=300)
     >>> chunked = segment_chunked(vol.image, spacing=vol.spacing, chunks=(8, 16, 16), progress=False)
     >>> labels = chunked.data.compute()
@@ -197,7 +197,7 @@ def segment_chunked(data, *, spacing=None, diameter=None, threshold="li", dark_o
 def run_chunked(data, *, spacing, diameter, threshold, dark_objects, clear_border, pipeline, chunks, runner,
                 memory, workspace, measure, progress) -> ChunkedResult:
     """segment_chunked with a runner and a working folder given (see there)."""
-    from ..segment import check_diameter
+    from ..segmentation import check_diameter
     from ._blocks import Layout
     from ._engine import Engine, check_chunkable, number_objects, run
 

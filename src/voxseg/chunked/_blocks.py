@@ -6,7 +6,7 @@ for the many small reads of a run), writes its share of the next store, and
 saves its small result (statistics, face planes) in a file of its own. A task
 whose result file exists returns it without recomputing: that is how a
 killed run resumes. The tasks call the same functions as the in-memory recipe
-(:mod:`voxseg.exposure`, :func:`voxseg.segment.foreground`, the ``edt``
+(:mod:`voxseg.exposure`, :func:`voxseg.segmentation.foreground`, the ``edt``
 distance transform, :func:`scipy.ndimage.gaussian_filter` with the recipe's
 settings) on regions where their result is provably the one on the whole
 volume.
@@ -211,7 +211,7 @@ def level_zero(raw, recipe):
     if "lut" in recipe:
         lut, lo = recipe["lut"], recipe["lut_lo"]
         return lut[raw] if lo == 0 and raw.dtype.kind == "u" else lut[raw.astype(np.int32) - lo]
-    from ..segment import foreground
+    from ..segmentation import foreground
 
     return foreground(apply_chain(raw, recipe["chain"]), recipe["value"], dark_objects=recipe["dark_objects"])
 
@@ -270,7 +270,7 @@ def get_level(layout, index, level, recipe):
 
 
 def _reduction(mask, origin, reduce):
-    """Majority-vote partial counts of the block (see voxseg.segment._reduce_mask), or the block itself."""
+    """Majority-vote partial counts of the block (see voxseg.segmentation._reduce_mask), or the block itself."""
     factor, shape = reduce
     if factor == 1:
         return {"reduce_origin": np.asarray(origin, np.int64), "reduce": mask}
@@ -339,7 +339,7 @@ def load_faces(layout, stage, index):
 
 
 def distance_transform(mask, spacing):
-    """voxseg.segment.distance_transform on one thread (a task is one unit of parallelism; same values)."""
+    """voxseg.segmentation.distance_transform on one thread (a task is one unit of parallelism; same values)."""
     import edt
 
     return edt.edt(mask, anisotropy=spacing, black_border=False, parallel=1).astype(np.float32, copy=False)
@@ -357,7 +357,7 @@ def distance_pass(layout, key, spec):
     """
     from scipy import ndimage as ndi
 
-    from ..segment import SMOOTHING_TRUNCATE
+    from ..segmentation import SMOOTHING_TRUNCATE
 
     path = layout.result("distance", key)
     if os.path.exists(path):

@@ -148,7 +148,7 @@ class Engine:
         """Resolve the pointwise steps and the threshold; set the recipe of mask level 0."""
         from .. import exposure
         from .. import threshold as th
-        from ..segment import foreground
+        from ..segmentation import foreground
         from ._stats import Multiset
 
         chain = []
@@ -298,7 +298,7 @@ class Engine:
     # -- diameter ------------------------------------------------------------------------
     def reduction(self):
         """How estimate_diameter reduces this volume: (factor, reduced shape), factor 1 meaning not at all."""
-        from ..segment import ESTIMATE_VOXELS
+        from ..segmentation import ESTIMATE_VOXELS
 
         shape = self.layout.shape
         size = math.prod(shape)
@@ -310,7 +310,7 @@ class Engine:
 
     def estimate(self, infos):
         """estimate_diameter of the mask whose blocks returned `infos`, on the same (reduced) mask."""
-        from ..segment import estimate_diameter
+        from ..segmentation import estimate_diameter
 
         start = time.perf_counter()
         (factor, shape), raw_factor = self.reduction()
@@ -357,7 +357,7 @@ class Engine:
 
     def split(self, components, params, diameter, filters):
         """Split every component as split_touching does; returns the objects' table and measurements."""
-        from ..segment import DEFAULTS, GLOBAL_SMOOTHING_FRACTION, SMOOTHING_TRUNCATE, TINY_COMPONENT
+        from ..segmentation import DEFAULTS, GLOBAL_SMOOTHING_FRACTION, SMOOTHING_TRUNCATE, TINY_COMPONENT
 
         spacing = np.asarray(self.spacing)
         if not np.isfinite(diameter) or diameter <= 0:
@@ -424,7 +424,7 @@ class Engine:
         spacing = np.asarray(self.spacing)
         work = np.asarray(self.work_chunks())
         grid = np.ceil(shape / work).astype(int)
-        from ..segment import SMOOTHING_TRUNCATE
+        from ..segmentation import SMOOTHING_TRUNCATE
 
         # scipy's gaussian_filter reaches int(truncate * sigma + 0.5) voxels along each axis
         radius = np.array([int(SMOOTHING_TRUNCATE * float(s) + 0.5) for s in sigma]) if mode == "smoothed" \
@@ -507,7 +507,7 @@ def run(engine: Engine, progress=None):
     Returns ``((group keys, split results), numbering plan, resolved pipeline, records)``.
     """
     from ..pipeline import Pipeline, _operators
-    from ..segment import DEFAULTS, sphere_volume
+    from ..segmentation import DEFAULTS, sphere_volume
 
     pipeline = engine.pipeline
     check_chunkable(pipeline)
@@ -601,7 +601,7 @@ def _resolve_estimate(diameter, spacing):
 
 def _label_filters(steps, diameter, spacing, ops, pipeline):
     """The object filters of the steps after split_touching, and those steps resolved."""
-    from ..segment import DEFAULTS, sphere_volume
+    from ..segmentation import DEFAULTS, sphere_volume
 
     min_voxels, clear_border, resolved, plan = [], False, [], []
     for index, name, params in steps:

@@ -1,6 +1,6 @@
 """Declumping whole connected components, and measuring their objects, one group at a time.
 
-:func:`voxseg.segment.split_touching` splits each connected component of
+:func:`voxseg.segmentation.split_touching` splits each connected component of
 the mask on its own, on the crop of the (smoothed) distance map around it
 (its bounding box plus ``ceil(4 sigma) + 1`` voxels). Its result for a
 component depends on nothing outside that crop. Here every component is
@@ -44,7 +44,7 @@ def split_group(layout, key, spec):
     import fastremap
     from scipy import ndimage as ndi
 
-    from ..segment import SMOOTHING_TRUNCATE, _split_component
+    from ..segmentation import SMOOTHING_TRUNCATE, _split_component
 
     path = layout.result("split", key)
     done = load(path)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from voxseg.errors import ParameterError
-from voxseg.segment import (
+from voxseg.segmentation import (
     clear_border,
     distance_transform,
     estimate_diameter,
@@ -174,7 +174,7 @@ def test_equivalent_labeling_assert_detects_a_merge():
 
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 0.5, 0.5)])
 def test_smoothing_per_crop_equals_smoothing_the_whole_map(monkeypatch, spacing):
-    import voxseg.segment as seg
+    import voxseg.segmentation as seg
 
     vol = touching_ellipsoids(shape=(16, 64, 64), spacing=spacing, diameter=9.0, seed=8)
     mask = vol.labels > 0

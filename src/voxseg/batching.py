@@ -465,7 +465,7 @@ def _settings(pipeline, *, spacing, channel, axes, unit, diameter, threshold, da
     if pipeline is None:
         effective = default_pipeline(diameter="auto" if diameter is None else float(diameter), threshold=threshold,
                                      dark_objects=dark_objects, clear_border=clear_border)
-    else:  # as voxseg.segment.segment combines them
+    else:  # as voxseg.segmentation.segment combines them
         effective = Pipeline(pipeline.steps, diameter=pipeline.diameter if diameter is None else float(diameter))
     return {
         "pipeline": json.loads(json.dumps(effective.to_dict(), default=str)),
