@@ -20,6 +20,9 @@ the same run:
 
 It prints seconds (best of ``--repeat`` for voxseg, one run for the
 baselines) and the speed-up, and checks that the shared columns agree.
+``surface_area`` is the exception: voxseg measures a smoothed mesh (see
+``voxseg.measure.measure``), so its ratio to the baseline's terraced binary
+mesh is printed instead (about 0.85 to 0.95 on these objects and 4:1 voxels).
 """
 
 from __future__ import annotations
@@ -135,7 +138,6 @@ def main(argv=None):
     # the shared columns must agree
     checks = {
         "volume": (table["volume"], full["area"]),
-        "surface_area": (table["surface_area"], full["surface_area"]),
         "centroid_z": (table["centroid_z"], full["centroid-0"]),
         "axis_major_length": (table["axis_major_length"], full["axis_major_length"]),
         "intensity_mean": (table["intensity_mean"], full["intensity_mean"]),
@@ -145,6 +147,9 @@ def main(argv=None):
              for k, (a, b) in checks.items()}
     print("max relative difference to skimage: "
           + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
+    ratio = np.asarray(table["surface_area"]) / np.asarray(full["surface_area"])
+    print(f"surface_area / skimage binary marching cubes: median {np.median(ratio):.3f}, "
+          f"range {ratio.min():.3f} to {ratio.max():.3f}")
 
 
 if __name__ == "__main__":
