@@ -21,7 +21,7 @@ the same run:
 It prints seconds (best of ``--repeat`` for voxseg, one run for the
 baselines) and the speed-up, and checks that the shared columns agree.
 ``surface_area`` is the exception: voxseg measures a smoothed mesh (see
-``voxseg.measure.measure``), so its ratio to the baseline's terraced binary
+``voxseg.measurements.measure``), so its ratio to the baseline's terraced binary
 mesh is printed instead (about 0.85 to 0.95 on these objects and 4:1 voxels).
 """
 
@@ -100,7 +100,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3, help="voxseg runs (best is kept)")
     args = parser.parse_args(argv)
 
-    from voxseg.measure import measure
+    from voxseg.measurements import measure
 
     shape, n_objects = ((64, 256, 256), 100) if args.quick else ((200, 512, 512), 1000)
     t0 = time.perf_counter()

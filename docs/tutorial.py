@@ -30,7 +30,7 @@ from scipy import ndimage as ndi
 
 import voxseg
 from voxseg import edges, exposure, filters, morphology, samples, testing, transform
-from voxseg.measure import measure, summarize
+from voxseg.measurements import measure, summarize
 from voxseg.pipeline import Pipeline
 from voxseg.report import figures
 from voxseg.segmentation import clear_border, distance_transform, relabel_canonical, segment, split_touching

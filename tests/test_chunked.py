@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from voxseg import exposure
 from voxseg.chunked import _engine, _stats, segment_chunked, segment_file_chunked
 from voxseg.errors import PipelineError, VolumeTooLargeError
-from voxseg.measure import measure
+from voxseg.measurements import measure
 from voxseg.pipeline import Pipeline
 from voxseg.segmentation import segment
 from voxseg.testing import sphere_pack, touching_ellipsoids

@@ -16,7 +16,7 @@ for _ in range(2):
 
 
 @pytest.mark.parametrize("name, module", [
-    ("segment", "segmentation"), ("batch", "batching"), ("read", "io"),
+    ("segment", "segmentation"), ("measure", "measurements"), ("batch", "batching"), ("read", "io"),
     ("segment", "pipeline"), ("segment_chunked", "chunked"),
 ])
 def test_public_functions_are_not_shadowed_by_modules(name, module):

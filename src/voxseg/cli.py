@@ -325,8 +325,8 @@ def measure(labels, intensity, spacing, channel, output, meshes, overwrite):
     from . import io
     from .errors import ParameterError
     from .io.atomic import atomic_directory, atomic_path
-    from .measure import export_meshes
-    from .measure import measure as measure_objects
+    from .measurements import export_meshes
+    from .measurements import measure as measure_objects
 
     suffix = Path(output).suffix.lower()
     if suffix not in (".csv", ".parquet"):

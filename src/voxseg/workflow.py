@@ -112,7 +112,7 @@ def segment_file(
     """
     from . import io
     from .io.atomic import atomic_directory
-    from .measure import measure, summarize
+    from .measurements import measure, summarize
     from .segmentation import segment
 
     started = time.perf_counter()

@@ -33,7 +33,7 @@ class ChunkedResult(PipelineResult):
         by block from the run's working folder when computed. The folder is
         kept as long as this array (or the result) is referenced.
     table : pandas.DataFrame or None
-        :func:`voxseg.measure.measure` of the labels with the intensity image.
+        :func:`voxseg.measurements.measure` of the labels with the intensity image.
     workdir : str
         The working folder.
     """
@@ -248,7 +248,7 @@ def _table(path, keys, meta, final, spacing):
     """The measurements of all groups, labelled and sorted like measure()'s table."""
     import pandas as pd
 
-    from ..measure import measure
+    from ..measurements import measure
 
     parts = []
     for key in keys:

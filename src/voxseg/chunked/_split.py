@@ -6,7 +6,7 @@ the mask on its own, on the crop of the (smoothed) distance map around it
 component depends on nothing outside that crop. Here every component is
 split by the same function on the same crop, read from the exact distance
 map of the run's stores, and its objects are measured on the same crops of
-labels and intensities that :func:`voxseg.measure.measure` would take.
+labels and intensities that :func:`voxseg.measurements.measure` would take.
 Components are grouped by the work block holding their first corner, so
 that one read of the stores serves many of them.
 """
@@ -138,7 +138,7 @@ def _measure(labels, intensity, origin, spacing, shape, measured):
     measure() takes on the whole volume, so every column has the same value;
     the centroid is recomputed as measure() does it there, ``(mean + origin) * spacing``.
     """
-    from ..measure import _moments, measure
+    from ..measurements import _moments, measure
 
     table = measure(labels, intensity, spacing=spacing)
     origin = np.asarray(origin, np.int64)

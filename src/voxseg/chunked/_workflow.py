@@ -128,7 +128,7 @@ def segment_file_chunked(
 
     from .. import io
     from ..io.atomic import atomic_directory
-    from ..measure import summarize
+    from ..measurements import summarize
     from ..workflow import _diameter_used, _jsonable, _threshold_in_input_units, sha256_of, versions
     from ._api import Workspace, _chunks, run_chunked
     from ._run import Runner

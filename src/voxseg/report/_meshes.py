@@ -1,7 +1,7 @@
 """Surface meshes of labelled objects, for the 3D figure and the HTML report's 3D view.
 
 :func:`object_mesh` is the one place where meshes are made: it calls
-:func:`voxseg.measure.object_mesh` (the mesh behind the measured surface
+:func:`voxseg.measurements.object_mesh` (the mesh behind the measured surface
 areas), coarsened by a marching-cubes step and retried at full resolution
 when a coarse step misses a small object.
 """
@@ -47,7 +47,7 @@ def object_mesh(labels, label, *, spacing, bbox=None, step_size=1):
         Both empty when `label` is not in `labels`.
     """
     try:
-        from ..measure import object_mesh as mesh
+        from ..measurements import object_mesh as mesh
     except ImportError:  # pragma: no cover - a tree without voxseg.measure
         mesh = _marching_cubes_mesh
     for step in dict.fromkeys((max(1, int(step_size)), 1)):
@@ -61,7 +61,7 @@ def object_mesh(labels, label, *, spacing, bbox=None, step_size=1):
 
 
 def _marching_cubes_mesh(labels, label, *, spacing, bbox=None, step_size=1):
-    """Stand-in for :func:`voxseg.measure.object_mesh`, same signature and conventions."""
+    """Stand-in for :func:`voxseg.measurements.object_mesh`, same signature and conventions."""
     from skimage.measure import marching_cubes
 
     spacing = np.asarray(as_spacing(spacing), dtype=float)

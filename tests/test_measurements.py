@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from scipy.special import ellipeinc, ellipkinc
 
 from voxseg.errors import OutputExistsError, ParameterError
-from voxseg.measure import (
+from voxseg.measurements import (
     COLUMNS,
     INTENSITY_STATISTICS,
     export_meshes,
