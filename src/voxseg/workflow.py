@@ -19,7 +19,7 @@ import numpy as np
 from ._version import __version__
 from .errors import FormatError
 
-__all__ = ["segment_file", "sha256_of", "versions", "OUTPUT_FILES"]
+__all__ = ["segment_file", "build_summary", "pipeline_header", "sha256_of", "versions", "OUTPUT_FILES"]
 
 OUTPUT_FILES = ("labels.tif", "objects.csv", "summary.json", "pipeline.toml", "report.html")
 
@@ -112,7 +112,7 @@ def segment_file(
     """
     from . import io
     from .io.atomic import atomic_directory
-    from .measurements import measure, summarize
+    from .measurements import measure
     from .segmentation import segment
 
     started = time.perf_counter()
@@ -140,33 +140,8 @@ def segment_file(
     table = measure(labels, image, spacing=volume.spacing)
     steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
 
-    threshold_record = result.records.get("threshold", {})
-    threshold_step = next((s for s in result.pipeline.steps if s["op"] == "threshold"), {})
-    summary = {
-        "input": str(input_path),
-        "input_sha256": sha256_of(input_path) if Path(input_path).exists() else None,
-        "shape": list(image.shape),
-        "dtype": str(volume.dtype),
-        "spacing": list(volume.spacing),
-        "unit": volume.unit,
-        "spacing_source": volume.spacing_source,
-        "object_count": int(len(table)),
-        "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
-                      "input_value": _threshold_in_input_units(result),
-                      "dark_objects": threshold_step.get("dark_objects", False)},
-        "diameter": {"value": _diameter_used(result.pipeline),
-                     "estimated": bool(result.records.get("diameter_estimated"))},
-        "clear_border": any(s["op"] == "clear_border" for s in result.pipeline.steps),
-        "non_finite_voxels": non_finite,
-        "statistics": summarize(table, unit=volume.unit),
-        # each step's time and the peak resident memory of the process while it ran
-        "steps": [{"step": name, "seconds": round(t, 4), "peak_mb": None if peak is None else round(peak / 2**20, 1)}
-                  for name, t, peak in steps],
-        "versions": versions(),
-    }
-    header = (f"voxseg {__version__} pipeline, resolved on {Path(str(input_path)).name}\n"
-              f"spacing {tuple(volume.spacing)} {volume.unit}; "
-              f"threshold value {summary['threshold']['value']}")
+    summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=steps)
+    header = pipeline_header(input_path, volume, summary)
     with atomic_directory(outdir, overwrite=overwrite) as tmp:
         io.write_labels(tmp / "labels.tif", labels, spacing=volume.spacing, unit=volume.unit)
         table.to_csv(tmp / "objects.csv", index=False, float_format="%.6g")
@@ -185,6 +160,42 @@ def segment_file(
             write_report(tmp / "report.html", image, labels, table, _jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary
+
+
+def build_summary(input_path, volume, result, table, *, non_finite, steps) -> dict:
+    """The summary of a run (in memory or chunked): input, spacing, decisions, statistics, steps, versions."""
+    from .measurements import summarize
+
+    threshold_record = result.records.get("threshold", {})
+    threshold_step = next((s for s in result.pipeline.steps if s["op"] == "threshold"), {})
+    return {
+        "input": str(input_path),
+        "input_sha256": sha256_of(input_path) if Path(input_path).exists() else None,
+        "shape": [int(n) for n in volume.shape],
+        "dtype": str(volume.dtype),
+        "spacing": list(volume.spacing),
+        "unit": volume.unit,
+        "spacing_source": volume.spacing_source,
+        "object_count": int(len(table)),
+        "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
+                      "input_value": _threshold_in_input_units(result),
+                      "dark_objects": threshold_step.get("dark_objects", False)},
+        "diameter": {"value": _diameter_used(result.pipeline),
+                     "estimated": bool(result.records.get("diameter_estimated"))},
+        "clear_border": any(s["op"] == "clear_border" for s in result.pipeline.steps),
+        "non_finite_voxels": non_finite,
+        "statistics": summarize(table, unit=volume.unit),
+        # each step's time and the peak resident memory of the process while it ran
+        "steps": [{"step": name, "seconds": round(t, 4), "peak_mb": None if peak is None else round(peak / 2**20, 1)}
+                  for name, t, peak in steps],
+        "versions": versions(),
+    }
+
+
+def pipeline_header(input_path, volume, summary) -> str:
+    """The comment at the top of a run's pipeline.toml."""
+    return (f"voxseg {__version__} pipeline, resolved on {Path(str(input_path)).name}\n"
+            f"spacing {tuple(volume.spacing)} {volume.unit}; threshold value {summary['threshold']['value']}")
 
 
 def _threshold_in_input_units(result):

@@ -128,8 +128,7 @@ def segment_file_chunked(
 
     from .. import io
     from ..io.atomic import atomic_directory
-    from ..measurements import summarize
-    from ..workflow import _diameter_used, _jsonable, _threshold_in_input_units, sha256_of, versions
+    from ..workflow import _jsonable, build_summary, pipeline_header
     from ._api import Workspace, _chunks, run_chunked
     from ._run import Runner
 
@@ -172,40 +171,15 @@ def segment_file_chunked(
                              runner=runner, memory=memory, workspace=workspace, measure=True, progress=callback)
         table = result.table
         table.attrs["unit"] = volume.unit
-        threshold_record = result.records.get("threshold", {})
-        threshold_step = next((s for s in result.pipeline.steps if s["op"] == "threshold"), {})
         shape = tuple(int(n) for n in volume.shape)
-        summary = {
-            "input": str(input_path),
-            "input_sha256": sha256_of(input_path) if Path(input_path).exists() else None,
-            "shape": list(shape),
-            "dtype": str(volume.dtype),
-            "spacing": list(volume.spacing),
-            "unit": volume.unit,
-            "spacing_source": volume.spacing_source,
-            "object_count": int(len(table)),
-            "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
-                          "input_value": _threshold_in_input_units(result),
-                          "dark_objects": threshold_step.get("dark_objects", False)},
-            "diameter": {"value": _diameter_used(result.pipeline),
-                         "estimated": bool(result.records.get("diameter_estimated"))},
-            "clear_border": any(s["op"] == "clear_border" for s in result.pipeline.steps),
-            "non_finite_voxels": non_finite,
-            "statistics": summarize(table, unit=volume.unit),
-            "steps": [{"step": name, "seconds": round(t, 4),
-                       "peak_mb": None if peak is None else round(peak / 2**20, 1)}
-                      for name, t, peak in result.timings],
-            "chunked": {"chunks": list(chunks), "blocks": result.counts["blocks"], "resumed": resumed,
-                        "scheduler": str(scheduler) if scheduler is not None else None, "workers": workers},
-            "versions": versions(),
-        }
+        summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=result.timings)
+        summary["chunked"] = {"chunks": list(chunks), "blocks": result.counts["blocks"], "resumed": resumed,
+                              "scheduler": str(scheduler) if scheduler is not None else None, "workers": workers}
         write_report = report and int(np.prod(shape)) <= REPORT_MAX_VOXELS
         if report and not write_report:
             summary["report"] = (f"skipped: {int(np.prod(shape))} voxels is more than the {REPORT_MAX_VOXELS} "
                                  "the report shows; see objects.csv and labels.zarr")
-        header = (f"voxseg {__version__} pipeline, resolved on {Path(str(input_path)).name}\n"
-                  f"spacing {tuple(volume.spacing)} {volume.unit}; "
-                  f"threshold value {summary['threshold']['value']}")
+        header = pipeline_header(input_path, volume, summary)
         with atomic_directory(outdir, overwrite=overwrite) as tmp:
             with runner.active("write labels", result.counts["blocks"]):
                 io.write_labels(tmp / "labels.zarr", result.data, spacing=volume.spacing, unit=volume.unit,
