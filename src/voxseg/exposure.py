@@ -347,15 +347,25 @@ def rescale_intensity(image, *, low=0.5, high=99.5, in_range=None, hist=None):
         if low > high:
             raise ParameterError(f"low must not exceed high, got low={low!r}, high={high!r}")
         lo, hi = percentile(image, [low, high], hist=hist).tolist()
-    out = image.astype(np.float32)  # always a new array
     if not hi > lo:
+        out = image.astype(np.float32)  # always a new array
         nan = np.isnan(out)
         out[...] = 0
         out[nan] = np.nan
         return out
-    out -= np.float32(lo)
-    out *= np.float32(1.0 / (hi - lo))
-    np.clip(out, 0, 1, out=out)
+    out = np.empty(image.shape, dtype=np.float32)
+    offset, scale = np.float32(lo), np.float32(1.0 / (hi - lo))
+
+    def stretch(part):
+        # slab by slab, while the slab is in cache; float32 arithmetic as in out = (x - lo) * scale
+        np.subtract(image[part], offset, out=out[part], dtype=np.float32)
+        np.multiply(out[part], scale, out=out[part])
+        np.clip(out[part], 0, 1, out=out[part])
+
+    from ._threads import slabs, thread_map
+
+    for _ in thread_map(stretch, slabs(image.shape)):
+        pass
     return out
 
 

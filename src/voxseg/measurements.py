@@ -828,45 +828,52 @@ def measure(labels, intensity=None, *, spacing=None):
     bbox = np.zeros((n, 6), np.int64)
     eig = np.zeros((n, 2))
     geometry = np.zeros((n, 4))  # area, binary mesh volume, hull volume, feret
-    pending, pending_voxels = [], 0
 
-    def flush():
-        nonlocal pending, pending_voxels
-        if pending:
-            index = [i for i, _ in pending]
-            geometry[index, 0], geometry[index, 1] = _smooth_surfaces([m for _, m in pending], spacing_t)
-        pending, pending_voxels = [], 0
+    def measure_batch(batch):
+        masks = []
+        for i in batch:
+            lab, box = int(object_labels[i]), boxes[i]
+            mask = labels[box] == lab
+            origin = [s.start for s in box]
+            bbox[i, :3] = origin
+            bbox[i, 3:] = [s.stop for s in box]
+            projections = _projections(mask)
+            count, mean, cov = _moments(mask, projections)
+            cols["voxels"][i] = count
+            centroid[i] = mean + origin
+            ev = np.linalg.eigvalsh(cov * scale2)
+            eig[i] = ev[-1], ev[0]
 
-    for i, (lab, box) in enumerate(zip(object_labels.tolist(), boxes)):
-        mask = labels[box] == lab
-        origin = [s.start for s in box]
-        bbox[i, :3] = origin
-        bbox[i, 3:] = [s.stop for s in box]
-        projections = _projections(mask)
-        count, mean, cov = _moments(mask, projections)
-        cols["voxels"][i] = count
-        centroid[i] = mean + origin
-        ev = np.linalg.eigvalsh(cov * scale2)
-        eig[i] = ev[-1], ev[0]
+            lines = [projections[2] > 0, projections[1] > 0, projections[0] > 0]
+            geometry[i, 2:] = _hull_volume_and_feret(_hull_candidates(mask, lines) * spacing)
+            masks.append(mask)
 
-        lines = [projections[2] > 0, projections[1] > 0, projections[0] > 0]
-        geometry[i, 2:] = _hull_volume_and_feret(_hull_candidates(mask, lines) * spacing)
-        pending.append((i, mask))
-        pending_voxels += math.prod(size + 2 * _SURFACE_PAD for size in mask.shape)
-        if pending_voxels >= _BATCH_VOXELS:
-            flush()
+            if channels:
+                values = intensity[box][mask].astype(np.float64, copy=False)
+                total = values.sum(axis=0)
+                stats["sum"][i] = total
+                stats["mean"][i] = total / count
+                stats["min"][i] = values.min(axis=0)
+                stats["max"][i] = values.max(axis=0)
+                stats["std"][i] = values.std(axis=0)
+                stats["median"][i] = np.median(values, axis=0)
+        # the surfaces of a batch are meshed together (the same batches whatever the thread count)
+        geometry[batch, 0], geometry[batch, 1] = _smooth_surfaces(masks, spacing_t)
 
-        if channels:
-            values = intensity[box][mask].astype(np.float64, copy=False)
-            total = values.sum(axis=0)
-            stats["sum"][i] = total
-            stats["mean"][i] = total / count
-            stats["min"][i] = values.min(axis=0)
-            stats["max"][i] = values.max(axis=0)
-            stats["std"][i] = values.std(axis=0)
-            stats["median"][i] = np.median(values, axis=0)
+    # batches of objects whose padded crops stay small enough for the cache; threads fill disjoint rows
+    batches, batch, batch_voxels = [], [], 0
+    for i, box in enumerate(boxes):
+        batch.append(i)
+        batch_voxels += math.prod(s.stop - s.start + 2 * _SURFACE_PAD for s in box)
+        if batch_voxels >= _BATCH_VOXELS:
+            batches.append(batch)
+            batch, batch_voxels = [], 0
+    if batch:
+        batches.append(batch)
+    from ._threads import thread_map
 
-    flush()
+    for _ in thread_map(measure_batch, batches):
+        pass
     volume = cols["voxels"] * voxel_volume(spacing_t)
     area = geometry[:, 0]
     cols["volume"][:] = volume

@@ -193,8 +193,14 @@ def remove_small_objects(image, min_volume, *, spacing=None, connectivity=1):
     if image.dtype == bool:
         if threshold <= 1:
             return image.copy()
-        # cc3d.dust keeps components of at least `threshold` voxels without a full-size count array
-        return cc3d.dust(image, threshold=int(math.ceil(threshold)), connectivity=conn, in_place=False)
+        labels, n = cc3d.connected_components(image, connectivity=conn, return_N=True)
+        # voxel counts per component (cc3d.statistics is several times faster than np.bincount here)
+        counts = cc3d.statistics(labels, no_slice_conversion=True)["voxel_counts"]
+        keep = counts >= math.ceil(threshold)
+        keep[0] = False
+        if keep[1:].all():
+            return image.copy()
+        return keep[labels]
     if image.dtype.kind not in "ui":
         raise ParameterError(f"image must be a boolean mask or integer labels, got dtype {image.dtype!r}")
     if image.dtype.kind == "i" and image.size and image.min() < 0:

@@ -71,24 +71,37 @@ def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(),
 
 
 def _rescale_step(image, *, low=0.5, high=99.5, in_range=None):
-    """Percentile rescale to [0, 1]; records the input values mapped to 0 and 1."""
+    """Percentile rescale to [0, 1]; records the input values mapped to 0 and 1.
+
+    For 8/16-bit data it also hands the histogram of its output to the next
+    step (``"histogram"``), derived from the one count of the input voxels.
+    """
+    from . import threshold as th
     from .exposure import percentile, rescale_intensity
 
+    image = np.asarray(image)
+    counted = image.dtype.kind in "ui" and image.dtype.itemsize <= 2 and image.size > 0
+    hist = th.histogram(image) if counted else None
     if in_range is None:
-        in_range = percentile(image, [low, high])
+        in_range = percentile(image, [low, high], hist=None if hist is None else (hist.counts, hist.centers))
     elif not (isinstance(in_range, (list, tuple)) and len(in_range) == 2):
         raise ParameterError(f"in_range must be two numbers [low, high], got {in_range!r}")
     lo, hi = (float(v) for v in in_range)
-    return rescale_intensity(image, in_range=(lo, hi)), {"in_range": [lo, hi]}
+    records = {"in_range": [lo, hi]}
+    if hist is not None:
+        # each grey level mapped by the same arithmetic as the voxels
+        mapped = rescale_intensity(hist.centers.astype(image.dtype), in_range=(lo, hi))
+        records["histogram"] = th.histogram_of_mapped(hist, mapped)
+    return rescale_intensity(image, in_range=(lo, hi)), records
 
 
-def _threshold_step(image, method="li", *, dark_objects=False, value=None):
+def _threshold_step(image, method="li", *, dark_objects=False, value=None, histogram=None):
     """Global threshold; records the value it used."""
     from . import threshold as th
     from .segmentation import foreground
 
     if value is None:
-        value = th.threshold(image, method)
+        value = th.threshold(image, method, hist=histogram)
     return foreground(image, value, dark_objects=dark_objects), {"value": float(value)}
 
 
@@ -138,7 +151,7 @@ def _register_defaults():
     for name in ("erosion", "dilation", "opening", "closing"):
         register(name, getattr(morphology, name), takes=("image", "mask"))
     register("despeckle", morphology.despeckle, takes=("image", "mask"))
-    register("threshold", _threshold_step, gives="mask", spacing=False)
+    register("threshold", _threshold_step, gives="mask", spacing=False, context=("histogram",))
     register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
     register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
     register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",))
@@ -384,7 +397,7 @@ class Pipeline:
         `progress`, if given, is called with (step index, step count, op name)
         before each step.
         """
-        from .segmentation import DEFAULTS, distance_transform, estimate_diameter, sphere_volume
+        from .segmentation import DEFAULTS, ESTIMATE_VOXELS, distance_transform, estimate_diameter, sphere_volume
 
         ops = _operators()
         spacing = as_spacing(spacing, np.ndim(image))
@@ -393,6 +406,7 @@ class Pipeline:
         resolved, records, timings, saved = [], {}, [], {}
         # the distance map made to estimate the diameter, while it still fits the current mask
         distance = None
+        histogram = None  # of the current data, when a step could derive it cheaply
         for index, step in enumerate(self.steps):
             op = ops[step["op"]]
             params = {k: v for k, v in step.items() if k not in ("op", "save")}
@@ -403,7 +417,9 @@ class Pipeline:
                 mask = data if kind == "mask" else np.asarray(data) > 0
                 start = time.perf_counter()
                 reset_peak_memory()
-                distance = distance_transform(mask, spacing=spacing) if kind == "mask" else None
+                # a mask small enough to be estimated at full resolution lends its map to split_touching
+                reuse = kind == "mask" and mask.size <= ESTIMATE_VOXELS
+                distance = distance_transform(mask, spacing=spacing) if reuse else None
                 diameter = estimate_diameter(mask, spacing=spacing, distance=distance)
                 timings.append(("estimate_diameter", time.perf_counter() - start, peak_memory()))
                 records["diameter_estimated"] = True
@@ -419,6 +435,9 @@ class Pipeline:
             kwargs = dict(params)
             if op.spacing:
                 kwargs["spacing"] = spacing
+            if "histogram" in op.context and histogram is not None:
+                kwargs["histogram"] = histogram  # of `data`, handed over by the step that made it
+            histogram = None
             if "distance" in op.context and distance is not None:
                 # removing whole components since the map was made leaves it exact on what remains
                 distance[~data] = 0  # in place: the map is not needed otherwise
@@ -437,6 +456,7 @@ class Pipeline:
             timings.append((op.name, time.perf_counter() - start, peak_memory()))
             if isinstance(out, tuple):  # (data, measured values)
                 out, measured = out
+                histogram = measured.pop("histogram", None)
                 records[op.name] = measured
             data, kind = out, op.gives or kind
             resolved.append({"op": op.name, **params, **({"save": True} if step.get("save") else {})})

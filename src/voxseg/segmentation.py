@@ -84,7 +84,7 @@ def distance_transform(mask, *, spacing=None) -> np.ndarray:
 
     mask = np.asarray(mask, dtype=bool)
     spacing = as_spacing(spacing, mask.ndim)
-    return edt.edt(mask, anisotropy=spacing, black_border=False, parallel=0).astype(np.float32, copy=False)
+    return edt.edt(mask, anisotropy=spacing, black_border=False, parallel=1).astype(np.float32, copy=False)
 
 
 def estimate_diameter(mask, *, spacing=None, distance=None) -> float:
@@ -368,44 +368,72 @@ def split_touching(
     margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(mask.ndim, int)
 
     components, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
-    stats = cc3d.statistics(components)
-    boxes, sizes = stats["bounding_boxes"], stats["voxel_counts"]
-    crops = {}
+    stats = cc3d.statistics(components, no_slice_conversion=True)
+    boxes, sizes = stats["bounding_boxes"].reshape(-1, 2 * mask.ndim), stats["voxel_counts"]
+    del stats
+    shape = np.asarray(mask.shape)
+    crops, cropped = {}, 0
     for component in range(1, n + 1):
-        box = boxes[component]
-        extent = np.array([(s.stop - s.start) * sp for s, sp in zip(box, spacing)])
-        crop = tuple(slice(max(s.start - m, 0), min(s.stop + m, size))
-                     for s, m, size in zip(box, margin, mask.shape))
+        # cc3d gives (start, stop - 1) per axis
+        start, stop = boxes[component, 0::2].astype(np.int64), boxes[component, 1::2].astype(np.int64) + 1
+        extent = (stop - start) * np.asarray(spacing)
         # every peak of a small component lies within merge distance of the highest: one object
-        small = np.linalg.norm(extent) < merge_distance * diameter or sizes[component] < TINY_COMPONENT
-        crops[component] = (crop, small)
-    smoothed = None
-    if smoothing > 0:
-        cropped = sum(int(np.prod([s.stop - s.start for s in crop])) for crop, small in crops.values() if not small)
-        if cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
-            # the crops cover much of the volume: smooth it once (the crops' insides are the same either way)
-            from .filters import gaussian_filter_threaded
-
-            smoothed = gaussian_filter_threaded(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE,
-                                                output=distance if overwrite_distance else np.empty_like(distance))
-    next_id = 1
-    for component, (crop, small) in crops.items():
-        inside = components[crop] == component
-        if small:
-            out[crop][inside] = next_id
-            next_id += 1
+        if np.linalg.norm(extent) < merge_distance * diameter or sizes[component] < TINY_COMPONENT:
             continue
+        lo, hi = np.maximum(start - margin, 0), np.minimum(stop + margin, shape)
+        crops[component] = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        cropped += int(np.prod(hi - lo))
+    smoothed = None
+    if smoothing > 0 and cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
+        # the crops cover much of the volume: smooth it once (the crops' insides are the same either way)
+        from .filters import gaussian_filter_threaded
+
+        smoothed = gaussian_filter_threaded(distance, sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE,
+                                            output=distance if overwrite_distance else np.empty_like(distance))
+
+    def split_one(component):
+        crop = crops[component]
+        inside = components[crop] == component
         if smoothed is not None:
             local = smoothed[crop]
         elif smoothing > 0:
             local = ndi.gaussian_filter(distance[crop], sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
         else:
             local = distance[crop]
-        objects = _split_component(local, inside, spacing, depth=h * diameter,
-                                   merge_radius=merge_distance * diameter)
-        out[crop][inside] = objects[inside] + (next_id - 1)
-        next_id += int(objects.max())
-    return relabel_canonical(out)
+        objects = _split_component(local, inside, spacing, depth=h * diameter, merge_radius=merge_distance * diameter)
+        count = int(objects.max())
+        return (objects[inside], count) if count > 1 else (None, 1)
+
+    from ._threads import thread_map
+
+    # the watershed and the filters release the GIL: components are split on all cores
+    results = dict(zip(crops, thread_map(split_one, crops)))
+    del smoothed, distance
+    # new ids in component order; each component's first id stands for all of it until its objects are written
+    counts = np.ones(n + 1, dtype=np.int64)
+    counts[0] = 0
+    for component, (_, count) in results.items():
+        counts[component] = count
+    first = np.zeros(n + 1, dtype=np.int64)
+    first[1:] = np.cumsum(counts)[:-1] + 1
+    labels = _apply_lut(components, first)
+    for component, (objects, count) in results.items():
+        if objects is not None:
+            crop = crops[component]
+            view = labels[crop]
+            # the component's voxels hold first[component]: no other voxel can (ids never overlap)
+            view[view == first[component]] = objects.astype(labels.dtype) + labels.dtype.type(first[component] - 1)
+    return relabel_canonical(labels)
+
+
+def _apply_lut(labels, lut):
+    """``lut[labels]`` in place (uint32 `labels` from cc3d, so `lut` values must fit)."""
+    import fastremap
+
+    if lut[-1] >= np.iinfo(labels.dtype).max:
+        return lut[labels]
+    return fastremap.remap(labels, {i: int(v) for i, v in enumerate(lut)}, preserve_missing_labels=True,
+                           in_place=True)
 
 
 def _split_component(distance, inside, spacing, *, depth, merge_radius):

@@ -1,0 +1,44 @@
+"""Threads for the kernels that release the GIL (watershed, filters, distance maps)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+#: environment variable that caps the threads of one voxseg process (batch workers set it)
+THREADS_VARIABLE = "VOXSEG_THREADS"
+
+
+def thread_count() -> int:
+    """Threads one process may use: the CPUs it may run on, capped by ``$VOXSEG_THREADS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        cap = int(os.environ.get(THREADS_VARIABLE, "0"))
+    except ValueError:
+        cap = 0
+    return max(1, min(cpus, cap) if cap > 0 else cpus)
+
+
+def thread_map(func, items, *, threads=None):
+    """``map(func, items)`` on a pool of threads, results in the order of `items` (lazily)."""
+    threads = thread_count() if threads is None else threads
+    items = list(items)
+    if threads <= 1 or len(items) <= 1:
+        yield from map(func, items)
+        return
+    with ThreadPoolExecutor(min(threads, len(items))) as pool:
+        yield from pool.map(func, items)
+
+
+def slabs(shape, *, voxels: int = 1 << 20) -> list:
+    """Index tuples cutting an array of `shape` along its first axis into slabs of about `voxels` voxels."""
+    if len(shape) == 0 or shape[0] == 0:
+        return [()]
+    per_index = max(1, int(np.prod(shape[1:], dtype=np.int64)))
+    step = max(1, voxels // per_index)
+    return [(slice(start, min(start + step, shape[0])),) for start in range(0, shape[0], step)]
