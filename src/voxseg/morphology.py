@@ -23,6 +23,7 @@ from .errors import ParameterError
 from .volume import as_spacing, ellipsoid_footprint, length_to_voxels, voxel_volume
 
 __all__ = [
+    "label",
     "fill_holes",
     "remove_small_objects",
     "remove_small_holes",
@@ -60,6 +61,49 @@ def _voxel_threshold(volume, spacing, ndim, name):
     if isinstance(volume, bool) or not np.isscalar(volume) or not np.isfinite(volume) or volume < 0:
         raise ParameterError(f"{name} must be a finite volume >= 0, got {volume!r}")
     return float(volume) / voxel_volume(as_spacing(spacing, ndim))
+
+
+def label(mask, *, connectivity=1):
+    """Connected components of a mask, numbered 1..N in raster order of their first voxel.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        2D or 3D mask (non-zero values count as foreground).
+    connectivity : int
+        1 (faces), 2 (and edges) or 3 (and corners), or the neighbour count
+        (4/8 in 2D, 6/18/26 in 3D), as in :func:`scipy.ndimage.label`.
+
+    Returns
+    -------
+    labels : ndarray of uint32
+    count : int
+
+    Notes
+    -----
+    Uses ``cc3d`` on the mask's bytes, several times faster than
+    :func:`scipy.ndimage.label` and than ``cc3d`` on a boolean array.
+
+    Examples
+    --------
+    >>> labels, count = label(np.array([[1, 1, 0, 1], [0, 0, 0, 1]], bool))
+    >>> labels.tolist(), count
+    ([[1, 1, 0, 2], [0, 0, 0, 2]], 2)
+    """
+    import cc3d
+
+    mask = _as_mask(mask)
+    conn = _cc3d_connectivity(connectivity, mask.ndim)
+    labels, count = cc3d.connected_components(np.ascontiguousarray(mask).view(np.uint8), connectivity=conn,
+                                              return_N=True, binary_image=True)
+    return labels, int(count)
+
+
+def component_sizes(labels, count):
+    """Voxels per label 0..`count` of a label image (counted in slabs: no volume-sized temporary)."""
+    from .exposure import _bincount
+
+    return _bincount(labels, 0, count)
 
 
 def fill_holes(mask, *, planewise=False):
@@ -112,9 +156,7 @@ def fill_holes(mask, *, planewise=False):
 
 def _fill_enclosed(mask):
     """Fill the background components (face-connected) that do not touch the border."""
-    import cc3d
-
-    labels, n = cc3d.connected_components(~mask, connectivity=6, return_N=True)
+    labels, n = label(~mask)
     outside = np.zeros(n + 1, dtype=bool)
     outside[0] = True  # label 0 is the foreground
     for axis in range(mask.ndim):
@@ -180,23 +222,20 @@ def remove_small_objects(image, min_volume, *, spacing=None, connectivity=1):
     >>> int(out.sum())
     12
     """
-    import cc3d
     import fastremap
 
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ParameterError(f"image must be 2D or 3D, got {image.ndim} dimensions")
     threshold = _voxel_threshold(min_volume, spacing, image.ndim, "min_volume")
-    conn = _cc3d_connectivity(connectivity, image.ndim)
+    _cc3d_connectivity(connectivity, image.ndim)  # validates it
     # Tolerate rounding in min_volume / voxel_volume (e.g. 50 / 0.5 -> 100 exactly).
     threshold = threshold * (1 - 1e-9)
     if image.dtype == bool:
         if threshold <= 1:
             return image.copy()
-        labels, n = cc3d.connected_components(image, connectivity=conn, return_N=True)
-        # voxel counts per component (cc3d.statistics is several times faster than np.bincount here)
-        counts = cc3d.statistics(labels, no_slice_conversion=True)["voxel_counts"]
-        keep = counts >= math.ceil(threshold)
+        labels, n = label(image, connectivity=connectivity)
+        keep = component_sizes(labels, n) >= math.ceil(threshold)
         keep[0] = False
         if keep[1:].all():
             return image.copy()
@@ -250,14 +289,11 @@ def remove_small_holes(mask, max_volume, *, spacing=None, connectivity=1):
     >>> bool(out[2, 2, 2]), bool(out[2, 3, 3])
     (True, False)
     """
-    import cc3d
-
     mask = _as_mask(mask)
     threshold = _voxel_threshold(max_volume, spacing, mask.ndim, "max_volume")
     threshold = threshold * (1 + 1e-9)
-    conn = _cc3d_connectivity(connectivity, mask.ndim)
-    labels = cc3d.connected_components(~mask, connectivity=conn)
-    counts = np.bincount(labels.reshape(-1))
+    labels, n = label(~mask, connectivity=connectivity)
+    counts = component_sizes(labels, n)
     fill = counts <= threshold
     fill[0] = False
     for axis in range(mask.ndim):

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._memory import peak_memory, release_free_memory, reset_peak_memory
 from .errors import ParameterError, PipelineError
 from .volume import as_spacing
 
@@ -181,27 +182,6 @@ def _is_number_or_numbers(value) -> bool:
     if isinstance(value, list):
         return bool(value) and all(number(v) for v in value)
     return number(value) or value == "auto"
-
-
-def reset_peak_memory() -> None:
-    """Start a new peak of resident memory for :func:`peak_memory` (Linux; elsewhere nothing)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_memory() -> int | None:
-    """Peak resident memory of this process since :func:`reset_peak_memory`, in bytes (None if unknown)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _round(value: float, digits: int = 4) -> float:
@@ -421,6 +401,7 @@ class Pipeline:
                 reuse = kind == "mask" and mask.size <= ESTIMATE_VOXELS
                 distance = distance_transform(mask, spacing=spacing) if reuse else None
                 diameter = estimate_diameter(mask, spacing=spacing, distance=distance)
+                del mask
                 timings.append(("estimate_diameter", time.perf_counter() - start, peak_memory()))
                 records["diameter_estimated"] = True
                 if not math.isfinite(diameter):  # nothing in the foreground: any size will do
@@ -453,6 +434,7 @@ class Pipeline:
             except (ParameterError, TypeError) as err:
                 # a value that passed validation but that the operator refuses: still the file's mistake
                 raise PipelineError(f"{self._where(index)}{op.name}: {err}") from None
+            release_free_memory()  # what the step freed must not inflate the next step's peak
             timings.append((op.name, time.perf_counter() - start, peak_memory()))
             if isinstance(out, tuple):  # (data, measured values)
                 out, measured = out

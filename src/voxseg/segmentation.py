@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import ParameterError
+from .morphology import component_sizes, label
 from .volume import as_spacing, voxel_volume
 
 __all__ = [
@@ -82,9 +83,13 @@ def distance_transform(mask, *, spacing=None) -> np.ndarray:
     """
     import edt
 
+    from ._threads import thread_count
+
     mask = np.asarray(mask, dtype=bool)
     spacing = as_spacing(spacing, mask.ndim)
-    return edt.edt(mask, anisotropy=spacing, black_border=False, parallel=1).astype(np.float32, copy=False)
+    # edt is several times faster on uint8 than on bool input, and its threads then scale
+    return edt.edt(mask.view(np.uint8), anisotropy=spacing, black_border=False,
+                   parallel=thread_count()).astype(np.float32, copy=False)
 
 
 def estimate_diameter(mask, *, spacing=None, distance=None) -> float:
@@ -121,8 +126,8 @@ def estimate_diameter(mask, *, spacing=None, distance=None) -> float:
         distance = None
     if distance is None:
         distance = distance_transform(mask, spacing=spacing)
-    components, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
-    sizes = np.bincount(components.ravel())[1:]
+    components, n = label(mask)
+    sizes = component_sizes(components, n)[1:]
     # each component's highest distance lies at one of the map's regional maxima: look only there
     where = np.flatnonzero(_regional_maxima(distance) & mask)
     peaks = np.zeros(n + 1, dtype=np.float64)
@@ -132,8 +137,9 @@ def estimate_diameter(mask, *, spacing=None, distance=None) -> float:
     guess = max(guess, 2 * max(spacing))
     # noise specks are not candidate objects (and would each cost a crop below)
     noise = DEFAULTS["noise_volume"] * sphere_volume(guess) / voxel_volume(spacing)
-    mask = cc3d.dust(mask, threshold=int(noise), connectivity=6, in_place=False)
-    components, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
+    keep = component_sizes(components, n) >= int(noise)
+    keep[0] = False
+    components, n = label(keep[components])
     if n > ESTIMATE_COMPONENTS:
         # a median needs no more than a sample: components spread evenly through the volume
         chosen = np.unique(np.linspace(1, n, ESTIMATE_COMPONENTS).round().astype(np.int64))
@@ -163,10 +169,18 @@ def _reduce_mask(mask, factor):
     shape = [n // factor for n in mask.shape]
     if min(shape) == 0:
         return mask
-    trimmed = mask[tuple(slice(0, n * factor) for n in shape)]
-    blocks = trimmed.reshape([x for n in shape for x in (n, factor)])
-    counts = blocks.sum(axis=tuple(range(1, 2 * mask.ndim, 2)), dtype=np.int32)
-    return counts * 2 > factor**mask.ndim
+    counts = mask[tuple(slice(0, n * factor) for n in shape)].view(np.uint8)
+    dtype = np.uint8 if factor**mask.ndim < 256 else np.int32
+    for axis in range(mask.ndim):
+        # add the `factor` interleaved slices along each axis in turn: a few contiguous passes
+        index = [slice(None)] * mask.ndim
+        total = None
+        for k in range(factor):
+            index[axis] = slice(k, None, factor)
+            part = counts[tuple(index)]
+            total = part.astype(dtype) if total is None else np.add(total, part, out=total, dtype=dtype)
+        counts = total
+    return counts.astype(np.int32) * 2 > factor**mask.ndim
 
 
 def basin_graph(basins, distance):
@@ -336,7 +350,7 @@ def split_touching(
 
     Returns
     -------
-    ndarray of uint32
+    ndarray of uint16 (uint32 from 65536 objects)
         Labels 1..N in the order of each object's first voxel (raster order).
 
     Examples
@@ -358,19 +372,18 @@ def split_touching(
     smoothing = DEFAULTS["smoothing"] if smoothing is None else smoothing
     h = DEFAULTS["h"] if h is None else h
     merge_distance = DEFAULTS["merge_distance"] if merge_distance is None else merge_distance
-    out = np.zeros(mask.shape, dtype=np.uint32)
     if not mask.any():
-        return out
-    if distance is None:
-        distance, overwrite_distance = distance_transform(mask, spacing=spacing), True
+        return np.zeros(mask.shape, dtype=np.uint16)
     sigma = smoothing * diameter / np.asarray(spacing)
     # a crop this much larger than a component smooths its inside exactly as the whole volume would
     margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(mask.ndim, int)
 
-    components, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
+    components, n = label(mask)
     stats = cc3d.statistics(components, no_slice_conversion=True)
     boxes, sizes = stats["bounding_boxes"].reshape(-1, 2 * mask.ndim), stats["voxel_counts"]
     del stats
+    if n < np.iinfo(np.uint16).max:
+        components = components.astype(np.uint16)  # half the memory while the distance map exists
     shape = np.asarray(mask.shape)
     crops, cropped = {}, 0
     for component in range(1, n + 1):
@@ -383,8 +396,10 @@ def split_touching(
         lo, hi = np.maximum(start - margin, 0), np.minimum(stop + margin, shape)
         crops[component] = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         cropped += int(np.prod(hi - lo))
+    if distance is None and crops:
+        distance, overwrite_distance = distance_transform(mask, spacing=spacing), True
     smoothed = None
-    if smoothing > 0 and cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
+    if crops and smoothing > 0 and cropped > GLOBAL_SMOOTHING_FRACTION * mask.size:
         # the crops cover much of the volume: smooth it once (the crops' insides are the same either way)
         from .filters import gaussian_filter_threaded
 
@@ -416,6 +431,8 @@ def split_touching(
         counts[component] = count
     first = np.zeros(n + 1, dtype=np.int64)
     first[1:] = np.cumsum(counts)[:-1] + 1
+    if first[-1] + counts[-1] - 1 > np.iinfo(components.dtype).max:
+        components = components.astype(np.uint32)
     labels = _apply_lut(components, first)
     for component, (objects, count) in results.items():
         if objects is not None:
@@ -423,15 +440,13 @@ def split_touching(
             view = labels[crop]
             # the component's voxels hold first[component]: no other voxel can (ids never overlap)
             view[view == first[component]] = objects.astype(labels.dtype) + labels.dtype.type(first[component] - 1)
-    return relabel_canonical(labels)
+    return _relabel_in_place(labels)
 
 
 def _apply_lut(labels, lut):
-    """``lut[labels]`` in place (uint32 `labels` from cc3d, so `lut` values must fit)."""
+    """``lut[labels]``, in place (the values of `lut` fit the dtype of `labels`)."""
     import fastremap
 
-    if lut[-1] >= np.iinfo(labels.dtype).max:
-        return lut[labels]
     return fastremap.remap(labels, {i: int(v) for i, v in enumerate(lut)}, preserve_missing_labels=True,
                            in_place=True)
 
@@ -488,13 +503,18 @@ def relabel_canonical(labels) -> np.ndarray:
     >>> relabel_canonical(np.array([[0, 7, 7, 3], [5, 0, 3, 3]])).tolist()
     [[0, 1, 1, 2], [3, 0, 2, 2]]
     """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "ui":
+        raise ParameterError(f"labels must be integers, got dtype {labels.dtype}")
+    return _relabel_in_place(np.array(labels, order="C"))
+
+
+def _relabel_in_place(labels):
+    """:func:`relabel_canonical` that may overwrite `labels` (C-contiguous, unsigned or non-negative)."""
     import fastremap
 
     # fastremap numbers ids in the order it meets them in memory: C order is raster order
-    labels = np.ascontiguousarray(labels)
-    if labels.dtype.kind not in "ui":
-        raise ParameterError(f"labels must be integers, got dtype {labels.dtype}")
-    renumbered, mapping = fastremap.renumber(labels, preserve_zero=True, in_place=False)
+    renumbered, mapping = fastremap.renumber(labels, preserve_zero=True, in_place=True)
     count = len(mapping) - (1 if 0 in mapping else 0)
     return renumbered.astype(np.uint16 if count < 2**16 else np.uint32, copy=False)
 

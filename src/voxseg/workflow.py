@@ -133,7 +133,7 @@ def segment_file(
     labels = result.data
     if progress is not None:
         progress(len(result.pipeline.steps), len(result.pipeline.steps) + 1, "measure")
-    from .pipeline import peak_memory, reset_peak_memory
+    from ._memory import peak_memory, process_peak_memory, reset_peak_memory
 
     measure_start = time.perf_counter()
     reset_peak_memory()
@@ -151,12 +151,14 @@ def segment_file(
             io.write_volume(tmp / name, np.asarray(data, dtype=np.uint8 if data.dtype == bool else None),
                             spacing=volume.spacing, unit=volume.unit)
         summary["run_time_s"] = round(time.perf_counter() - started, 3)
+        peak = process_peak_memory()
+        summary["peak_memory_mb"] = None if peak is None else round(peak / 2**20, 1)
         (tmp / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
         if report:
             from .report.html import write_report
 
             # run times stay out of the page, so that the same input gives the same report
-            shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "steps")}
+            shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "peak_memory_mb", "steps")}
             write_report(tmp / "report.html", image, labels, table, _jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary

@@ -342,7 +342,8 @@ def distance_transform(mask, spacing):
     """voxseg.segmentation.distance_transform on one thread (a task is one unit of parallelism; same values)."""
     import edt
 
-    return edt.edt(mask, anisotropy=spacing, black_border=False, parallel=1).astype(np.float32, copy=False)
+    return edt.edt(np.asarray(mask, dtype=bool).view(np.uint8), anisotropy=spacing, black_border=False,
+                   parallel=1).astype(np.float32, copy=False)
 
 
 def distance_pass(layout, key, spec):

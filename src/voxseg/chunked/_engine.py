@@ -106,7 +106,7 @@ class Engine:
     # -- helpers ----------------------------------------------------------------
     def _time(self, name, start):
         """Record a stage: its time and the peak resident memory of this process while it ran."""
-        from ..pipeline import peak_memory, reset_peak_memory
+        from .._memory import peak_memory, reset_peak_memory
 
         self.timings.append((name, time.perf_counter() - start, peak_memory()))
         reset_peak_memory()

@@ -127,6 +127,7 @@ def segment_file_chunked(
     import dask.array as da
 
     from .. import io
+    from .._memory import process_peak_memory
     from ..io.atomic import atomic_directory
     from ..workflow import _jsonable, build_summary, pipeline_header
     from ._api import Workspace, _chunks, run_chunked
@@ -188,6 +189,8 @@ def segment_file_chunked(
             table.to_csv(tmp / "objects.csv", index=False, float_format="%.6g")
             (tmp / "pipeline.toml").write_text(result.pipeline.to_toml(header), encoding="utf-8")
             summary["run_time_s"] = round(time.perf_counter() - started, 3)
+            peak = process_peak_memory()  # of this process; Dask workers elsewhere have their own
+            summary["peak_memory_mb"] = None if peak is None else round(peak / 2**20, 1)
             (tmp / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
             if write_report:
                 from ..report.html import write_report as write_html
@@ -195,7 +198,7 @@ def segment_file_chunked(
                 with runner.active("report", result.counts["blocks"]):
                     labels = result.data.compute()
                     image = data.compute()
-                shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "steps", "chunked")}
+                shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "peak_memory_mb", "steps", "chunked")}
                 write_html(tmp / "report.html", image, labels, table, _jsonable(shown),
                            spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     del result

@@ -1,0 +1,34 @@
+import sys
+
+import numpy as np
+import pytest
+
+from voxseg._memory import peak_memory, process_peak_memory, release_free_memory, reset_peak_memory
+from voxseg.morphology import component_sizes, label
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+
+
+@linux_only
+def test_process_peak_survives_a_reset():
+    block = np.ones(200 * 2**20, dtype=np.uint8)  # touched: 200 MiB resident
+    del block
+    release_free_memory()
+    before_reset = peak_memory()
+    reset_peak_memory()
+    assert process_peak_memory() >= before_reset
+    assert peak_memory() < before_reset - 150 * 2**20
+    assert process_peak_memory() - peak_memory() > 150 * 2**20
+
+
+def test_label_matches_scipy_and_counts_components():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    mask = rng.random((12, 30, 31)) > 0.6
+    for connectivity in (1, 2, 3):
+        ours, count = label(mask, connectivity=connectivity)
+        theirs, expected = ndi.label(mask, ndi.generate_binary_structure(3, connectivity))
+        assert count == expected
+        np.testing.assert_array_equal(ours, theirs)  # both number in raster order of first voxel
+        np.testing.assert_array_equal(component_sizes(ours, count), np.bincount(theirs.ravel()))
