@@ -6,7 +6,7 @@ Linux only (``/proc`` and glibc); elsewhere the functions do nothing and the pea
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 
 #: highest peak seen before any reset (the kernel keeps one peak, which a reset forgets)
 _process_peak = 0
@@ -47,10 +47,11 @@ def process_peak_memory() -> int | None:
     return None if current is None else max(_process_peak, current)
 
 
+@functools.cache
 def _libc():
-    name = ctypes.util.find_library("c")
+    # the C library is already loaded into the process: no library search (which runs ldconfig)
     try:
-        return ctypes.CDLL(name) if name else None
+        return ctypes.CDLL(None)
     except OSError:
         return None
 

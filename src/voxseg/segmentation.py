@@ -394,7 +394,8 @@ def split_touching(
         if np.linalg.norm(extent) < merge_distance * diameter or sizes[component] < TINY_COMPONENT:
             continue
         lo, hi = np.maximum(start - margin, 0), np.minimum(stop + margin, shape)
-        crops[component] = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        crops[component] = (tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)),
+                            tuple(slice(int(a), int(b)) for a, b in zip(start - lo, stop - lo)))
         cropped += int(np.prod(hi - lo))
     if distance is None and crops:
         distance, overwrite_distance = distance_transform(mask, spacing=spacing), True
@@ -407,7 +408,7 @@ def split_touching(
                                             output=distance if overwrite_distance else np.empty_like(distance))
 
     def split_one(component):
-        crop = crops[component]
+        crop, box = crops[component]
         inside = components[crop] == component
         if smoothed is not None:
             local = smoothed[crop]
@@ -415,7 +416,8 @@ def split_touching(
             local = ndi.gaussian_filter(distance[crop], sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
         else:
             local = distance[crop]
-        objects = _split_component(local, inside, spacing, depth=h * diameter, merge_radius=merge_distance * diameter)
+        objects = _split_component(local, inside, spacing, depth=h * diameter,
+                                   merge_radius=merge_distance * diameter, box=box)
         count = int(objects.max())
         return (objects[inside], count) if count > 1 else (None, 1)
 
@@ -436,7 +438,7 @@ def split_touching(
     labels = _apply_lut(components, first)
     for component, (objects, count) in results.items():
         if objects is not None:
-            crop = crops[component]
+            crop, _ = crops[component]
             view = labels[crop]
             # the component's voxels hold first[component]: no other voxel can (ids never overlap)
             view[view == first[component]] = objects.astype(labels.dtype) + labels.dtype.type(first[component] - 1)
@@ -451,28 +453,44 @@ def _apply_lut(labels, lut):
                            in_place=True)
 
 
-def _split_component(distance, inside, spacing, *, depth, merge_radius):
-    """Objects 1..k of one connected component (a crop around it): watershed from maxima, then merges."""
+def _split_component(distance, inside, spacing, *, depth, merge_radius, box=None):
+    """Objects 1..k of one connected component (a crop around it): watershed from maxima, then merges.
+
+    `box` is the component's bounding box in the crop (found from `inside` when not given). Returns
+    the objects on the crop (uint32), or `inside` as uint8 when the component is one object.
+    """
     import cc3d
     from skimage.segmentation import watershed
 
-    seeds = _regional_maxima(distance) & inside
+    # everything happens in the component's bounding box: the flood order (by height, then by age in
+    # raster order) and the seeds' raster order are the same as on the crop, so is the result; the
+    # maxima are judged one voxel further out, with all the neighbours of the component's voxels
+    if box is None:
+        box = ndi.find_objects(inside.view(np.uint8))[0]
+    offset = np.array([s.start for s in box], dtype=np.int64)
+    grown = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, size)) for s, size in zip(box, inside.shape))
+    within = tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(box, grown))
+    seeds = (_regional_maxima(distance[grown]) & inside[grown])[within]
     seeds, n = cc3d.connected_components(seeds, connectivity=26, return_N=True)
     if n <= 1:
-        return inside.astype(np.uint32)
-    basins = watershed(-distance, seeds, mask=inside)
+        return inside.view(np.uint8)
+    distance, inside_box = distance[box], inside[box]
+    basins = watershed(-distance, seeds, mask=inside_box)
     # a basin's peak is its seed (a higher point would have been another maximum)
     where = np.flatnonzero(seeds)
     peaks = np.zeros(n + 1, dtype=np.float64)
     peaks[seeds.flat[where]] = distance.flat[where]
+    # positions in the crop's coordinates, so that distances between them are computed as on the crop
     seed_positions = np.zeros((n + 1, inside.ndim), dtype=np.int64)
-    seed_positions[seeds.flat[where[::-1]]] = np.column_stack(np.unravel_index(where[::-1], inside.shape))
+    seed_positions[seeds.flat[where[::-1]]] = np.column_stack(np.unravel_index(where[::-1], seeds.shape)) + offset
     lut = merge_shallow_basins(basins, distance, depth=depth, peaks=peaks)
     if merge_radius > 0:
         lut = _merge_close_objects(lut, peaks, seed_positions, spacing, merge_radius)
     # objects numbered 1..k
     _, compact = np.unique(lut, return_inverse=True)
-    return compact.reshape(lut.shape).astype(np.uint32)[basins]
+    objects = np.zeros(inside.shape, dtype=np.uint32)
+    objects[box] = compact.reshape(lut.shape).astype(np.uint32)[basins]
+    return objects
 
 
 def clear_border(labels) -> np.ndarray:

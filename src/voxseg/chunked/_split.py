@@ -71,6 +71,10 @@ def split_group(layout, key, spec):
         crop = _box_slices(crops[i], lo)
         seed = tuple(int(c) - int(o) for c, o in zip(np.unravel_index(int(first[i]), shape), lo))
         inside = components[crop] == components[seed]
+        # the component's bounding box in its crop
+        box_origin = boxes[i, 0::2]
+        in_crop = tuple(slice(int(b0) - int(c0), int(b1) - int(c0))
+                        for b0, b1, c0 in zip(boxes[i, 0::2], boxes[i, 1::2], crops[i, 0::2]))
         if small[i]:
             objects = inside.astype(np.uint32)
         else:
@@ -78,11 +82,8 @@ def split_group(layout, key, spec):
             if spec["mode"] == "crop":
                 local = ndi.gaussian_filter(local, spec["sigma"], mode="nearest", truncate=SMOOTHING_TRUNCATE)
             objects = _split_component(local, inside, spacing, depth=spec["depth"],
-                                       merge_radius=spec["merge_radius"])
+                                       merge_radius=spec["merge_radius"], box=in_crop)
         # the objects within the component's bounding box
-        box_origin = boxes[i, 0::2]
-        in_crop = tuple(slice(int(b0) - int(c0), int(b1) - int(c0))
-                        for b0, b1, c0 in zip(boxes[i, 0::2], boxes[i, 1::2], crops[i, 0::2]))
         objects = np.ascontiguousarray(objects[in_crop])
         count = int(objects.max())
         voxels = np.bincount(objects.reshape(-1), minlength=count + 1)[1:].astype(np.int64)
