@@ -125,6 +125,8 @@ def segment_file(
     if volume is None:
         volume = io.read(input_path, spacing=spacing, channel=channel, axes=axes)
     check_memory(input_path, volume.shape)
+    # the input's checksum is computed while the volume is segmented (hashlib releases the GIL)
+    checksum = _checksum_in_background(input_path)
     image, non_finite = prepare_image(volume)
     result = segment(image, spacing=volume.spacing, diameter=diameter, threshold=threshold,
                      dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline, progress=progress)
@@ -140,7 +142,8 @@ def segment_file(
     table = measure(labels, image, spacing=volume.spacing)
     steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
 
-    summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=steps)
+    summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=steps,
+                            input_sha256=checksum.result())
     header = pipeline_header(input_path, volume, summary)
     with atomic_directory(outdir, overwrite=overwrite) as tmp:
         io.write_labels(tmp / "labels.tif", labels, spacing=volume.spacing, unit=volume.unit)
@@ -164,15 +167,38 @@ def segment_file(
     return summary
 
 
-def build_summary(input_path, volume, result, table, *, non_finite, steps) -> dict:
-    """The summary of a run (in memory or chunked): input, spacing, decisions, statistics, steps, versions."""
+def _checksum_in_background(path):
+    """A future of :func:`sha256_of` `path` (None if it does not exist), computed by a thread of its own."""
+    from concurrent.futures import Future
+    from threading import Thread
+
+    future = Future()
+
+    def work():
+        try:
+            future.set_result(sha256_of(path) if Path(path).exists() else None)
+        except BaseException as err:  # handed to the caller of result()
+            future.set_exception(err)
+
+    Thread(target=work, name="voxseg-checksum", daemon=True).start()
+    return future
+
+
+def build_summary(input_path, volume, result, table, *, non_finite, steps, input_sha256=None) -> dict:
+    """The summary of a run (in memory or chunked): input, spacing, decisions, statistics, steps, versions.
+
+    `input_sha256`, when given, is the input's checksum already computed (else it is computed here).
+    """
     from .measurements import summarize
+
+    if input_sha256 is None:
+        input_sha256 = sha256_of(input_path) if Path(input_path).exists() else None
 
     threshold_record = result.records.get("threshold", {})
     threshold_step = next((s for s in result.pipeline.steps if s["op"] == "threshold"), {})
     return {
         "input": str(input_path),
-        "input_sha256": sha256_of(input_path) if Path(input_path).exists() else None,
+        "input_sha256": input_sha256,
         "shape": [int(n) for n in volume.shape],
         "dtype": str(volume.dtype),
         "spacing": list(volume.spacing),

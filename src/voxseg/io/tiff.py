@@ -305,6 +305,12 @@ def write_tiff(path, data, *, spacing=None, unit="um", ome=False, compression=No
     planes = _planes(data) if _is_dask(data) else data
     options = dict(shape=tuple(data.shape), dtype=dtype, photometric="minisblack", software="voxseg", datetime=None,
                    compression=compression)
+    if compression:
+        from .._threads import thread_count
+
+        # strips of about 128 kB, compressed on all cores (the bytes do not depend on the thread count)
+        options.update(rowsperstrip=max(1, (1 << 17) // max(1, data.shape[-1] * dtype.itemsize)),
+                       maxworkers=thread_count())
     # ImageJ hyperstacks lose axes of length 1 (a one-pixel-wide plane comes back transposed): use OME there
     if dtype in IMAGEJ_DTYPES and not ome and min(data.shape) > 1:
         metadata = {"axes": "ZYX"}
