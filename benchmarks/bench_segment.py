@@ -39,8 +39,9 @@ def mirrored(times: int) -> np.ndarray:
     from voxseg.samples import load_sample
 
     data = load_sample("nuclei").data
+    target = [n * times for n in data.shape]
     for axis in range(3):
-        for _ in range(times - 1):
+        while data.shape[axis] < target[axis]:  # mirror: doubles the axis each time
             data = np.concatenate([data, np.flip(data, axis=axis)], axis=axis)
     return data
 

@@ -73,7 +73,7 @@ def prepare_image(volume):
 
 
 #: peak memory of an in-memory run per voxel, measured by benchmarks/bench_segment.py (with a margin)
-BYTES_PER_VOXEL = 32
+BYTES_PER_VOXEL = 24
 
 
 def check_memory(path, shape):

@@ -137,6 +137,14 @@ class TiffPages:
         expected = (len(keys), *self.page_shape)
         if not len(keys):
             return np.empty(expected, self.dtype)
+        if self.offset is not None and np.array_equal(keys, np.arange(keys[0], keys[0] + len(keys))):
+            # consecutive pages: one read into the result (a memory map would copy page fault by page fault)
+            data = np.empty(expected, self.file_dtype)
+            with _tiff_errors(self.path), open(self.path, "rb") as f:
+                f.seek(self.offset + int(keys[0]) * math.prod(self.page_shape) * self.file_dtype.itemsize)
+                if f.readinto(memoryview(data).cast("B")) != data.nbytes:
+                    raise FormatError(f"{self.path}: truncated TIFF file")
+            return data.view(self.dtype) if data.dtype.isnative else data.astype(self.dtype)
         if self.offset is not None:
             n_pages = math.prod(self.shape) // math.prod(self.page_shape)
             with _tiff_errors(self.path):
