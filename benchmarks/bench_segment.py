@@ -1,9 +1,11 @@
 """Speed and memory of `voxseg segment` against the tutorial's recipe, measured in the same run.
 
 Each contender runs in a fresh process (start-up counts) from a TIFF file to labels and a table on disk;
-the peak resident memory of that process is read from the kernel (ru_maxrss). The volume is the bundled
-nuclei sample mirrored twice along each axis (120 x 512 x 512 uint16); ``--scaling`` adds the volume
-mirrored four times along each axis (240 x 1024 x 1024) to check that time grows linearly with voxels.
+the peak resident memory of that process is read from the kernel (ru_maxrss, and for voxseg the peak its
+summary records over its per-step resets). Both are scored against the sample's reference labels,
+mirrored like the image (F1 and mean IoU of objects matched at IoU >= 0.5). The volume is the bundled
+nuclei sample mirrored to twice its size along each axis (120 x 512 x 512 uint16); ``--scaling`` adds
+four times its size (240 x 1024 x 1024) to check that time grows linearly with voxels.
 
 Run: ``python benchmarks/bench_segment.py [--scaling]``
 """
@@ -11,6 +13,7 @@ Run: ``python benchmarks/bench_segment.py [--scaling]``
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,15 +38,30 @@ pd.DataFrame(table).to_csv({out!r} + "/objects.csv", index=False)
 """
 
 
-def mirrored(times: int) -> np.ndarray:
+def mirrored(times: int, sample: str = "nuclei") -> np.ndarray:
+    """The sample mirrored along each axis until it is `times` as long; label copies get ids of their own."""
     from voxseg.samples import load_sample
 
-    data = load_sample("nuclei").data
+    data = np.asarray(load_sample(sample).data)
+    labels = sample.endswith("labels")
     target = [n * times for n in data.shape]
     for axis in range(3):
         while data.shape[axis] < target[axis]:  # mirror: doubles the axis each time
-            data = np.concatenate([data, np.flip(data, axis=axis)], axis=axis)
+            copy = np.flip(data, axis=axis)
+            if labels:
+                copy = np.where(copy > 0, copy.astype(np.uint32) + int(data.max()), 0)
+            data = np.concatenate([data.astype(copy.dtype), copy], axis=axis)
     return data
+
+
+def accuracy(labels_path, truth):
+    """F1 and mean IoU of the labels in `labels_path` against `truth`."""
+    import tifffile
+
+    from voxseg.testing import match_labels
+
+    score = match_labels(tifffile.imread(labels_path), truth)
+    return score["f1"], score["mean_iou"]
 
 
 def write_input(path: Path, times: int):
@@ -76,6 +94,7 @@ def main():
     sizes = [(2, "120x512x512")] + ([(4, "240x1024x1024")] if args.scaling else [])
     voxseg_exe = str(Path(sys.executable).with_name("voxseg"))
     rows, step_rows = [], []
+    keep = tempfile.mkdtemp(prefix="bench-labels-")
     for times, name in sizes:
         path = data_dir / f"nuclei_x{times}.tif"
         write_input(path, times)
@@ -92,23 +111,31 @@ def main():
                     if label == "tutorial recipe":
                         os.mkdir(out)
                     result = run_process(command(out))
+                    kept = None
+                    if times == 2:  # scored at the end: a large parent process would inflate the children's peaks
+                        kept = os.path.join(keep, f"{label.split()[0]}-{len(rows)}.tif")
+                        shutil.move(os.path.join(out, "labels.tif"), kept)
                     summary_path = os.path.join(out, "summary.json")
                     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
                     steps = summary.get("steps", [])
                 # voxseg resets the kernel's peak counter per step (to report each step's peak), which the
                 # kernel's ru_maxrss then misses: the summary keeps the process's peak over all resets
                 process_peak = (summary.get("peak_memory_mb") or 0) * 2**20
-                result = (result[0], max(result[1], int(process_peak)))
+                result = (result[0], max(result[1], int(process_peak)), kept)
                 if best is None or result[0] < best[0]:
                     best, best_steps = result, steps
-            rows.append((name, label, best[0], best[1], voxels))
+            rows.append((name, label, best[0], best[1], voxels, best[2]))
             step_rows.extend((name, step) for step in best_steps)
+    truth = mirrored(2, "nuclei_labels")
+    rows = [(*row[:5], accuracy(row[5], truth) if row[5] else None) for row in rows]
+    shutil.rmtree(keep)
     base_time, base_mem = rows[0][2], rows[0][3]
     print(f"{'volume':<15} {'contender':<17} {'seconds':>8} {'peak MB':>8} {'B/voxel':>8} "
-          f"{'speed-up':>9} {'memory ratio':>13}")
-    for name, label, seconds, rss, voxels in rows:
+          f"{'speed-up':>9} {'memory ratio':>13} {'F1':>6} {'IoU':>5}")
+    for name, label, seconds, rss, voxels, score in rows:
+        f1, iou = (f"{score[0]:.3f}", f"{score[1]:.2f}") if score else ("-", "-")
         print(f"{name:<15} {label:<17} {seconds:>8.2f} {rss / 1e6:>8.0f} {rss / voxels:>8.1f} "
-              f"{base_time / seconds * voxels / rows[0][4]:>8.1f}x {rss / base_mem:>12.2f}x")
+              f"{base_time / seconds * voxels / rows[0][4]:>8.1f}x {rss / base_mem:>12.2f}x {f1:>6} {iou:>5}")
     print()
     print(f"{'volume':<15} {'voxseg step':<22} {'seconds':>8} {'peak MB':>8}")
     for name, step in step_rows:
