@@ -76,6 +76,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._threads import THREADS_VARIABLE
+
 __all__ = ["run_batch", "expand_inputs", "output_names", "BATCH_FILES", "SUMMARY_COLUMNS"]
 
 #: files `run_batch` writes at the top of OUTDIR (batch.json last)
@@ -103,7 +105,7 @@ _LEFTOVER = re.compile(r"^\..+\.(?:tmp|old)-[0-9a-f]{8}(?:\.[^.]*)?$")
 _LOCK_FILE = ".voxseg-batch.lock"
 #: thread-count variables of BLAS, OpenMP, numexpr and dask, set in each worker process
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "DASK_NUM_WORKERS")
+                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "DASK_NUM_WORKERS", THREADS_VARIABLE)
 _CRASHED = ("the worker process died while segmenting this input (killed, out of memory, "
             "or a crash in a compiled library)")
 
@@ -175,7 +177,7 @@ def run_batch(
     report : bool
         Write ``report.html`` for each input.
     threads_per_worker : int, optional
-        Threads each worker process lets BLAS, OpenMP and dask use (default:
+        Threads each worker process lets voxseg, BLAS, OpenMP and dask use (default:
         cores // workers), so that processes do not compete for cores.
     progress : bool
         Show a progress bar on stderr (on a terminal) and a line per finished input.
@@ -764,9 +766,12 @@ _BUSY = False
 
 
 def _init_worker(threads):
-    """Set up a worker process: thread limits, and signals left to the main process."""
+    """Set up a worker process: thread limits, allocator, and signals left to the main process."""
+    from ._memory import use_one_malloc_arena
+
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
+    use_one_malloc_arena()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops the workers
     signal.signal(signal.SIGTERM, _on_sigterm)
     _stop_with_parent()
