@@ -669,9 +669,17 @@ def _line(task: _Task, outcome: dict) -> str:
 
 
 def _run_here(tasks, workers, threads):
-    """Run the tasks one after the other in this process."""
-    for task in tasks:
-        yield task, _segment_one(task)
+    """Run the tasks one after the other in this process, voxseg using at most `threads` threads."""
+    before = os.environ.get(THREADS_VARIABLE)
+    os.environ[THREADS_VARIABLE] = str(threads)
+    try:
+        for task in tasks:
+            yield task, _segment_one(task)
+    finally:
+        if before is None:
+            os.environ.pop(THREADS_VARIABLE, None)
+        else:
+            os.environ[THREADS_VARIABLE] = before
 
 
 def _run_in_processes(tasks, workers, threads):
