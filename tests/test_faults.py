@@ -99,7 +99,8 @@ def test_run_under_a_memory_limit_refuses_with_a_clear_message(tmp_path, stack):
 
     big = tmp_path / "bigger.tif"
     data = tifffile.imread(stack)
-    tifffile.imwrite(big, np.concatenate([data, data[::-1]], axis=0), imagej=True,
+    # 240 x 512 x 512 voxels: an in-memory run needs more than the limit
+    tifffile.imwrite(big, np.concatenate([data, data[::-1], data, data[::-1]], axis=0), imagej=True,
                      metadata={"spacing": 0.29, "unit": "um", "axes": "ZYX"})
     proc = start(["segment", big, "-o", tmp_path / "out"], preexec_fn=limit_memory,
                  env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})

@@ -32,3 +32,21 @@ def test_label_matches_scipy_and_counts_components():
         assert count == expected
         np.testing.assert_array_equal(ours, theirs)  # both number in raster order of first voxel
         np.testing.assert_array_equal(component_sizes(ours, count), np.bincount(theirs.ravel()))
+
+
+@linux_only
+def test_summary_records_the_process_peak_and_per_step_peaks(tmp_path):
+    import json
+
+    import tifffile
+
+    from voxseg.testing import invoke_cli, sphere_pack
+
+    vol = sphere_pack(shape=(32, 48, 48), diameter=12, attempts=300, seed=2)
+    tifffile.imwrite(tmp_path / "in.tif", vol.image)
+    status, _, err = invoke_cli("segment", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out"), "--no-report")
+    assert status == 0, err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    step_peaks = [step["peak_mb"] for step in summary["steps"]]
+    assert all(peak > 0 for peak in step_peaks)
+    assert summary["peak_memory_mb"] >= max(step_peaks)

@@ -24,6 +24,7 @@ __all__ = [
     "basin_graph",
     "merge_shallow_basins",
     "split_touching",
+    "split_component",
     "clear_border",
     "relabel_canonical",
     "segment",
@@ -416,7 +417,7 @@ def split_touching(
             local = ndi.gaussian_filter(distance[crop], sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
         else:
             local = distance[crop]
-        objects = _split_component(local, inside, spacing, depth=h * diameter,
+        objects = split_component(local, inside, spacing, depth=h * diameter,
                                    merge_radius=merge_distance * diameter, box=box)
         count = int(objects.max())
         return (objects[inside], count) if count > 1 else (None, 1)
@@ -453,11 +454,33 @@ def _apply_lut(labels, lut):
                            in_place=True)
 
 
-def _split_component(distance, inside, spacing, *, depth, merge_radius, box=None):
-    """Objects 1..k of one connected component (a crop around it): watershed from maxima, then merges.
+def split_component(distance, inside, spacing, *, depth, merge_radius, box=None):
+    """Objects 1..k of one connected component, from a crop of the (smoothed) distance map around it.
 
-    `box` is the component's bounding box in the crop (found from `inside` when not given). Returns
-    the objects on the crop (uint32), or `inside` as uint8 when the component is one object.
+    This is :func:`split_touching`'s work on one component, which the chunked
+    path calls on the same crops: seeds at the regional maxima of `distance`
+    inside the component, a watershed of ``-distance`` from them, then the
+    merges of :func:`merge_shallow_basins` (`depth`) and of seeds closer than
+    `merge_radius` (both in the unit of `spacing`).
+
+    Parameters
+    ----------
+    distance : ndarray of float
+        The map on a crop around the component.
+    inside : ndarray of bool
+        The component's voxels in that crop.
+    spacing : sequence of float
+        Voxel size per axis.
+    depth, merge_radius : float
+        Lengths in the unit of `spacing`.
+    box : tuple of slice, optional
+        The component's bounding box in the crop (found from `inside` when not given).
+
+    Returns
+    -------
+    ndarray
+        Object ids 1..k on the crop (uint32), 0 outside the component; `inside` as uint8 when the
+        component is one object.
     """
     import cc3d
     from skimage.segmentation import watershed

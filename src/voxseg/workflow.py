@@ -19,7 +19,8 @@ import numpy as np
 from ._version import __version__
 from .errors import FormatError
 
-__all__ = ["segment_file", "build_summary", "pipeline_header", "sha256_of", "versions", "OUTPUT_FILES"]
+__all__ = ["segment_file", "build_summary", "pipeline_header", "write_summary", "jsonable", "sha256_of",
+           "versions", "OUTPUT_FILES"]
 
 OUTPUT_FILES = ("labels.tif", "objects.csv", "summary.json", "pipeline.toml", "report.html")
 
@@ -156,13 +157,13 @@ def segment_file(
         summary["run_time_s"] = round(time.perf_counter() - started, 3)
         peak = process_peak_memory()
         summary["peak_memory_mb"] = None if peak is None else round(peak / 2**20, 1)
-        (tmp / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
+        write_summary(tmp / "summary.json", summary)
         if report:
             from .report.html import write_report
 
             # run times stay out of the page, so that the same input gives the same report
             shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "peak_memory_mb", "steps")}
-            write_report(tmp / "report.html", image, labels, table, _jsonable(shown),
+            write_report(tmp / "report.html", image, labels, table, jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary
 
@@ -251,12 +252,17 @@ def _diameter_used(pipeline):
     return None
 
 
-def _jsonable(value):
-    """Plain JSON types, NaN as None."""
+def write_summary(path, summary) -> None:
+    """Write a run's summary as indented JSON (the run's folder is written atomically by the caller)."""
+    Path(path).write_text(json.dumps(jsonable(summary), indent=2) + "\n", encoding="utf-8")
+
+
+def jsonable(value):
+    """`value` in plain JSON types (NumPy scalars converted), NaN and infinities as None."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):

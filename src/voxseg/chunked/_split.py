@@ -44,7 +44,7 @@ def split_group(layout, key, spec):
     import fastremap
     from scipy import ndimage as ndi
 
-    from ..segmentation import SMOOTHING_TRUNCATE, _split_component
+    from ..segmentation import SMOOTHING_TRUNCATE, split_component
 
     path = layout.result("split", key)
     done = load(path)
@@ -81,7 +81,7 @@ def split_group(layout, key, spec):
             local = field[crop]
             if spec["mode"] == "crop":
                 local = ndi.gaussian_filter(local, spec["sigma"], mode="nearest", truncate=SMOOTHING_TRUNCATE)
-            objects = _split_component(local, inside, spacing, depth=spec["depth"],
+            objects = split_component(local, inside, spacing, depth=spec["depth"],
                                        merge_radius=spec["merge_radius"], box=in_crop)
         # the objects within the component's bounding box
         objects = np.ascontiguousarray(objects[in_crop])

@@ -129,7 +129,7 @@ def segment_file_chunked(
     from .. import io
     from .._memory import process_peak_memory
     from ..io.atomic import atomic_directory
-    from ..workflow import _jsonable, build_summary, pipeline_header
+    from ..workflow import build_summary, jsonable, pipeline_header, write_summary
     from ._api import Workspace, _chunks, run_chunked
     from ._run import Runner
 
@@ -191,7 +191,7 @@ def segment_file_chunked(
             summary["run_time_s"] = round(time.perf_counter() - started, 3)
             peak = process_peak_memory()  # of this process; Dask workers elsewhere have their own
             summary["peak_memory_mb"] = None if peak is None else round(peak / 2**20, 1)
-            (tmp / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
+            write_summary(tmp / "summary.json", summary)
             if write_report:
                 from ..report.html import write_report as write_html
 
@@ -199,7 +199,7 @@ def segment_file_chunked(
                     labels = result.data.compute()
                     image = data.compute()
                 shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "peak_memory_mb", "steps", "chunked")}
-                write_html(tmp / "report.html", image, labels, table, _jsonable(shown),
+                write_html(tmp / "report.html", image, labels, table, jsonable(shown),
                            spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     del result
     shutil.rmtree(folder, ignore_errors=True)
