@@ -120,15 +120,12 @@ def object_meshes(labels, *, spacing, label_ids, max_faces=None, step_size=1):
     boxes = _bounding_boxes(labels, label_ids)
 
     def run(step):
-        out = []
-        for label in label_ids:
-            bbox = boxes.get(label)
-            if bbox is None:
-                continue
-            verts, faces = object_mesh(labels, label, spacing=spacing, bbox=bbox, step_size=step)
-            if len(faces):
-                out.append((label, verts, faces))
-        return out
+        from .._threads import thread_map
+
+        wanted = [label for label in label_ids if label in boxes]
+        meshes = thread_map(lambda label: object_mesh(labels, label, spacing=spacing, bbox=boxes[label],
+                                                      step_size=step), wanted)
+        return [(label, verts, faces) for label, (verts, faces) in zip(wanted, meshes) if len(faces)]
 
     meshes = run(step_size)
     total = sum(len(f) for _, _, f in meshes)
