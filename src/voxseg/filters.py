@@ -143,11 +143,12 @@ def gaussian_filter_threaded(image, sigma, *, output, mode="nearest", truncate=4
     >>> bool(np.array_equal(out, ndi.gaussian_filter(image, [1.0, 2.0, 0.5], mode="nearest")))
     True
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
+    from ._threads import thread_count
+
     sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (image.ndim,))
-    workers = workers or min(os.cpu_count() or 1, 8)
+    workers = workers or min(thread_count(), 8)
     source = image
     for axis in range(image.ndim):
         if sigma[axis] <= 0:
