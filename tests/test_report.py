@@ -278,3 +278,22 @@ def test_report_rejects_bad_inputs(sample):
         build_report(image, labels, table, summary, spacing=(1, 1))
     with pytest.raises(ParameterError, match="image_quality"):
         build_report(image, labels, table, summary, spacing=SPACING, image_quality=0)
+
+
+@pytest.mark.parametrize("budget_factor", [0.3, 2.0])
+def test_many_objects_are_coarsened_from_a_sample_of_them(budget_factor):
+    from voxseg.report._meshes import _FACE_SAMPLE, object_meshes
+    from voxseg.testing import sphere_pack
+
+    vol = sphere_pack(shape=(40, 64, 64), diameter=10, attempts=3000, seed=4)
+    ids = np.unique(vol.labels)[1:]
+    assert ids.size >= 2 * _FACE_SAMPLE  # the sampled path
+    fine = object_meshes(vol.labels, spacing=(1, 1, 1), label_ids=ids)
+    fine_faces = sum(len(f) for _, _, f in fine)
+    meshes = object_meshes(vol.labels, spacing=(1, 1, 1), label_ids=ids, max_faces=int(budget_factor * fine_faces))
+    assert [label for label, _, _ in meshes] == ids.tolist()
+    faces = sum(len(f) for _, _, f in meshes)
+    if budget_factor < 1:
+        assert faces <= budget_factor * fine_faces * 1.2  # coarsened to about the budget, in one go or two
+    else:
+        assert faces == fine_faces  # within budget: the full-resolution meshes

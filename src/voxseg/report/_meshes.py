@@ -19,6 +19,12 @@ __all__ = ["object_mesh", "object_meshes", "object_ids", "largest"]
 
 _EMPTY = (np.empty((0, 3), np.float32), np.empty((0, 3), np.int32))
 
+#: objects meshed first to estimate the faces of all, when there are many
+_FACE_SAMPLE = 16
+
+#: coarsen from the sample's estimate only when it exceeds the budget by this factor (else mesh and check)
+_FACE_MARGIN = 1.2
+
 
 def object_mesh(labels, label, *, spacing, bbox=None, step_size=1):
     """Triangle mesh of one object, vertices in physical (z, y, x) coordinates.
@@ -119,20 +125,30 @@ def object_meshes(labels, *, spacing, label_ids, max_faces=None, step_size=1):
     # find_objects indexes by label - 1; crop to the ids we want to stay small
     boxes = _bounding_boxes(labels, label_ids)
 
-    def run(step):
+    wanted = [label for label in label_ids if label in boxes]
+
+    def run(step, ids):
         from .._threads import thread_map
 
-        wanted = [label for label in label_ids if label in boxes]
         meshes = thread_map(lambda label: object_mesh(labels, label, spacing=spacing, bbox=boxes[label],
-                                                      step_size=step), wanted)
-        return [(label, verts, faces) for label, (verts, faces) in zip(wanted, meshes) if len(faces)]
+                                                      step_size=step), ids)
+        return [(label, verts, faces) for label, (verts, faces) in zip(ids, meshes) if len(faces)]
 
-    meshes = run(step_size)
+    def coarser(step, faces):
+        # faces scale with 1 / step**2
+        return max(step + 1, math.ceil(step * math.sqrt(faces / max_faces)))
+
+    step = step_size
+    if max_faces is not None and len(wanted) >= 2 * _FACE_SAMPLE:
+        # the faces of a sample of the objects, spread evenly, tell whether all of them would be too many
+        sample = wanted[:: len(wanted) // _FACE_SAMPLE]
+        estimate = sum(len(f) for _, _, f in run(step_size, sample)) * len(wanted) / len(sample)
+        if estimate > _FACE_MARGIN * max_faces:
+            step = coarser(step_size, estimate)
+    meshes = run(step, wanted)
     total = sum(len(f) for _, _, f in meshes)
     if max_faces is not None and total > max_faces:
-        # faces scale with 1 / step**2
-        step = max(step_size + 1, math.ceil(step_size * math.sqrt(total / max_faces)))
-        meshes = run(step)
+        meshes = run(coarser(step, total), wanted)
     return meshes
 
 
