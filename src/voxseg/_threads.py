@@ -11,12 +11,19 @@ import numpy as np
 THREADS_VARIABLE = "VOXSEG_THREADS"
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13
+        return os.process_cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def thread_count() -> int:
     """Threads one process may use: the CPUs it may run on, capped by ``$VOXSEG_THREADS``."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = available_cpus()
     try:
         cap = int(os.environ.get(THREADS_VARIABLE, "0"))
     except ValueError:

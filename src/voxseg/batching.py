@@ -76,7 +76,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._threads import THREADS_VARIABLE
+from ._threads import THREADS_VARIABLE, available_cpus
 
 __all__ = ["run_batch", "expand_inputs", "output_names", "BATCH_FILES", "SUMMARY_COLUMNS"]
 
@@ -272,9 +272,9 @@ def run_batch(
             reused = [t for t in tasks if _is_complete(t)]
             outcomes = {t.index: {"status": "reused"} for t in reused}
             todo = [t for t in tasks if t.index not in outcomes]
-        count = _default_workers() if workers is None else int(workers)
+        count = available_cpus() if workers is None else int(workers)
         count = max(1, min(count, len(todo)))
-        threads = threads_per_worker or max(1, _default_workers() // count)
+        threads = threads_per_worker or max(1, available_cpus() // count)
         with _Progress(len(tasks), enabled=progress) as bar:
             if outcomes:
                 bar.done(len(outcomes), f"{len(outcomes)} of {len(tasks)} inputs already complete: reused")
@@ -491,14 +491,6 @@ def _fingerprint(source: str) -> dict:
     return {"input_sha256": sha256_of(source),
             "sidecar_sha256": sha256_of(sidecar) if source.lower().endswith(".npy") and os.path.isfile(sidecar)
             else None}
-
-
-def _default_workers() -> int:
-    if hasattr(os, "process_cpu_count"):  # Python 3.13
-        return os.process_cpu_count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
 
 
 def _now() -> str:
