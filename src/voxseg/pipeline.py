@@ -112,12 +112,14 @@ def _remove_small(data, min_volume="auto", *, spacing=None):
     return remove_small_objects(data, min_volume, spacing=spacing)
 
 
-def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, distance=None):
+def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, reduce=True,
+           distance=None):
     from .segmentation import split_touching
 
     # a distance map handed over by the runner is scratch: it may be smoothed in place
     return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
-                          merge_distance=merge_distance, distance=distance, overwrite_distance=distance is not None)
+                          merge_distance=merge_distance, distance=distance, overwrite_distance=distance is not None,
+                          reduce=reduce)
 
 
 def _relabel(labels):

@@ -357,7 +357,8 @@ class Engine:
 
     def split(self, components, params, diameter, filters):
         """Split every component as split_touching does; returns the objects' table and measurements."""
-        from ..segmentation import DEFAULTS, GLOBAL_SMOOTHING_FRACTION, SMOOTHING_TRUNCATE, TINY_COMPONENT
+        from ..segmentation import (DEFAULTS, GLOBAL_SMOOTHING_FRACTION, SMOOTHING_TRUNCATE, TINY_COMPONENT,
+                                    reduced_crop, split_factor)
 
         spacing = np.asarray(self.spacing)
         if not np.isfinite(diameter) or diameter <= 0:
@@ -371,16 +372,24 @@ class Engine:
         box = components.box[1:]
         sigma = smoothing * diameter / spacing
         margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(3, int)
+        factor = split_factor(diameter, spacing) if params.get("reduce", True) else (1, 1, 1)
         crop = np.zeros_like(box)
-        crop[:, 0::2] = np.maximum(box[:, 0::2] - margin, 0)
-        crop[:, 1::2] = np.minimum(box[:, 1::2] + margin, shape)
+        if max(factor) > 1:
+            # split_touching splits each component on its own reduced crop: no distance map of the volume
+            for i in range(n):
+                crop[i, 0::2], crop[i, 1::2] = reduced_crop(box[i, 0::2], box[i, 1::2], factor, shape)
+        else:
+            crop[:, 0::2] = np.maximum(box[:, 0::2] - margin, 0)
+            crop[:, 1::2] = np.minimum(box[:, 1::2] + margin, shape)
         # the same test, with the same arithmetic, as split_touching
         small = np.array([np.linalg.norm(np.array([(box[i, 2 * a + 1] - box[i, 2 * a]) * spacing[a]
                                                    for a in range(3)])) < merge_distance * diameter
                           or components.count[i + 1] < TINY_COMPONENT for i in range(n)], dtype=bool)
         crop_voxels = np.prod(crop[:, 1::2] - crop[:, 0::2], axis=1)
         cropped = int(crop_voxels[~small].sum())
-        if smoothing > 0 and cropped > GLOBAL_SMOOTHING_FRACTION * math.prod(self.layout.shape):
+        if max(factor) > 1:
+            mode = "reduced"
+        elif smoothing > 0 and cropped > GLOBAL_SMOOTHING_FRACTION * math.prod(self.layout.shape):
             mode = "smoothed"
         elif smoothing > 0:
             mode = "crop"
@@ -397,7 +406,7 @@ class Engine:
                 f"to be split whole, more than the memory budget of {self.budget / 1e9:.1f} GB per task; "
                 "raise the budget with memory= (CLI: --memory)")
         self.layout.create("field", np.float32)
-        if n and not small.all():
+        if n and not small.all() and mode != "reduced":
             self._distance(components, crop, small, mode, sigma, diameter)
         start = time.perf_counter()
         groups = self._groups(components, crop, small)
@@ -408,6 +417,7 @@ class Engine:
             spec = {"ids": members + 1, "box": box[members], "crop": crop[members],
                     "first": components.first[members + 1], "small": small[members], "mode": mode,
                     "sigma": sigma, "depth": depth, "merge_radius": merge_radius,
+                    "factor": factor, "smoothing_length": smoothing * diameter,
                     "min_voxels": filters["min_voxels"], "clear_border": filters["clear_border"],
                     "measure": self.measure}
             arguments.append((self.layout, key, spec))

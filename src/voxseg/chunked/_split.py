@@ -1,11 +1,13 @@
 """Declumping whole connected components, and measuring their objects, one group at a time.
 
 :func:`voxseg.segmentation.split_touching` splits each connected component of
-the mask on its own, on the crop of the (smoothed) distance map around it
-(its bounding box plus ``ceil(4 sigma) + 1`` voxels). Its result for a
-component depends on nothing outside that crop. Here every component is
-split by the same function on the same crop, read from the exact distance
-map of the run's stores, and its objects are measured on the same crops of
+the mask on its own: objects many voxels wide on the component's own
+reduced mask (its crop aligned to the blocks of the reduction), others on
+the crop of the (smoothed) distance map around it (its bounding box plus
+``ceil(4 sigma) + 1`` voxels). Its result for a component depends on
+nothing outside that crop. Here every component is split by the same
+function on the same crop (the distance map read from the exact one of the
+run's stores), and its objects are measured on the same crops of
 labels and intensities that :func:`voxseg.measurements.measure` would take.
 Components are grouped by the work block holding their first corner, so
 that one read of the stores serves many of them.
@@ -34,17 +36,19 @@ def split_group(layout, key, spec):
 
     `spec` holds, per component: ``ids``, ``box`` and ``crop`` (z0, z1, y0,
     y1, x0, x1), ``first`` (raster index of the first voxel) and ``small``
-    (one object, no watershed); and the settings ``mode`` ("smoothed": the
-    field store holds the smoothed map; "crop": smooth each crop as
-    split_touching does when it does not smooth the whole volume; "plain":
-    no smoothing), ``sigma``, ``depth``, ``merge_radius``, the object filters
-    ``min_voxels`` and ``clear_border``, and ``measure``.
+    (one object, no watershed); and the settings ``mode`` ("reduced": split
+    each component on its reduced mask, by ``factor``, with a smoothing of
+    ``smoothing_length``, as split_touching does for objects many voxels
+    wide; "smoothed": the field store holds the smoothed map; "crop": smooth
+    each crop as split_touching does when it does not smooth the whole
+    volume; "plain": no smoothing), ``sigma``, ``depth``, ``merge_radius``,
+    the object filters ``min_voxels`` and ``clear_border``, and ``measure``.
     """
     import cc3d
     import fastremap
     from scipy import ndimage as ndi
 
-    from ..segmentation import SMOOTHING_TRUNCATE, split_component
+    from ..segmentation import SMOOTHING_TRUNCATE, split_component, split_component_reduced
 
     path = layout.result("split", key)
     done = load(path)
@@ -59,7 +63,8 @@ def split_group(layout, key, spec):
     mask = state == 2
     del state
     components = cc3d.connected_components(mask, connectivity=6)
-    field = layout.read("field", region) if not small.all() else None
+    reduced = spec["mode"] == "reduced"
+    field = layout.read("field", region) if not small.all() and not reduced else None
     raw = layout.read("raw", region) if spec["measure"] else None
     shape = layout.shape
     spacing = layout.spacing
@@ -77,6 +82,10 @@ def split_group(layout, key, spec):
                         for b0, b1, c0 in zip(boxes[i, 0::2], boxes[i, 1::2], crops[i, 0::2]))
         if small[i]:
             objects = inside.astype(np.uint32)
+        elif reduced:
+            faces = tuple((int(crops[i, 2 * a]) == 0, int(crops[i, 2 * a + 1]) == shape[a]) for a in range(3))
+            objects = split_component_reduced(inside, spacing, spec["factor"], sigma=spec["smoothing_length"],
+                                              depth=spec["depth"], merge_radius=spec["merge_radius"], faces=faces)
         else:
             local = field[crop]
             if spec["mode"] == "crop":
