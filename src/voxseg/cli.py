@@ -325,6 +325,7 @@ def measure(labels, intensity, spacing, channel, output, meshes, overwrite):
     from . import io
     from .errors import ParameterError
     from .io.atomic import atomic_directory, atomic_path
+    from .io.table import write_csv
     from .measurements import export_meshes
     from .measurements import measure as measure_objects
 
@@ -347,7 +348,7 @@ def measure(labels, intensity, spacing, channel, output, meshes, overwrite):
                             spacing=label_volume.spacing)
     with atomic_path(output, overwrite=overwrite) as tmp:
         if suffix == ".csv":
-            table.to_csv(tmp, index=False, float_format="%.6g")
+            write_csv(tmp, table)
         else:
             table.to_parquet(tmp, index=False)
     click.echo(f"{output}: {len(table)} objects")

@@ -25,6 +25,7 @@ from .volume import Volume, as_spacing, voxel_volume
 
 __all__ = [
     "measure",
+    "measure_columns",
     "summarize",
     "object_mesh",
     "export_meshes",
@@ -805,6 +806,26 @@ def measure(labels, intensity=None, *, spacing=None):
     """
     import pandas as pd
 
+    columns, spacing, unit = measure_columns(labels, intensity, spacing=spacing)
+    table = pd.DataFrame(columns)
+    table.attrs["spacing"] = spacing
+    if unit is not None:
+        table.attrs["unit"] = unit
+    return table
+
+
+def measure_columns(labels, intensity=None, *, spacing=None):
+    """:func:`measure`'s table as plain columns, without pandas (as skimage's ``regionprops_table``).
+
+    Returns
+    -------
+    columns : dict of str to ndarray
+        The columns of :func:`measure`, in its order.
+    spacing : tuple of float
+        The spacing they were measured with.
+    unit : str or None
+        The unit of a Volume's spacing.
+    """
     labels, vol_spacing, unit = _as_labels(labels)
     if spacing is None:
         spacing = vol_spacing
@@ -898,11 +919,7 @@ def measure(labels, intensity=None, *, spacing=None):
         for c in range(channels):
             cols[_intensity_name(stat, c, multichannel)][:] = stats[stat][:, c]
 
-    table = pd.DataFrame(cols)
-    table.attrs["spacing"] = tuple(float(s) for s in spacing)
-    if unit is not None:
-        table.attrs["unit"] = unit
-    return table
+    return cols, tuple(float(s) for s in spacing), unit
 
 
 def summarize(table, *, unit=None) -> dict:
@@ -910,9 +927,9 @@ def summarize(table, *, unit=None) -> dict:
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Output of :func:`measure` (at least the ``volume`` and
-        ``surface_area`` columns).
+    table : pandas.DataFrame or mapping of columns
+        Output of :func:`measure` or :func:`measure_columns` (at least the
+        ``volume`` and ``surface_area`` columns).
     unit : str, optional
         Unit of the spacing the table was measured with; default
         ``table.attrs["unit"]`` when present, else ``"pixel"``.
@@ -945,27 +962,28 @@ def summarize(table, *, unit=None) -> dict:
     >>> summarize(measure(np.zeros((2, 2, 2), np.uint8)))["volume_mean"] is None
     True
     """
-    missing = [c for c in ("volume", "surface_area") if c not in getattr(table, "columns", ())]
+    names = getattr(table, "columns", table if isinstance(table, dict) else ())
+    missing = [c for c in ("volume", "surface_area") if c not in names]
     if missing:
         raise ParameterError(
             f"table must be a measure() table with columns 'volume' and 'surface_area', "
             f"missing {missing!r}"
         )
     if unit is None:
-        unit = table.attrs.get("unit", "pixel")
+        unit = getattr(table, "attrs", {}).get("unit", "pixel")
 
     def plain(value):
         value = float(value)
         return value if math.isfinite(value) else None
 
     out = {
-        "count": int(len(table)),
+        "count": int(np.asarray(table["volume"]).size),
         "unit": str(unit),
         "volume_unit": f"{unit}^3",
         "surface_area_unit": f"{unit}^2",
     }
     for column in ("volume", "surface_area"):
-        values = table[column].to_numpy(dtype=np.float64)
+        values = np.asarray(table[column], dtype=np.float64)
         n = values.size
         out[f"{column}_total"] = plain(values.sum()) if n else 0.0
         out[f"{column}_min"] = plain(values.min()) if n else None

@@ -113,7 +113,8 @@ def segment_file(
     """
     from . import io
     from .io.atomic import atomic_directory
-    from .measurements import measure
+    from .io.table import write_csv
+    from .measurements import measure_columns
     from .segmentation import segment
 
     started = time.perf_counter()
@@ -140,7 +141,8 @@ def segment_file(
 
     measure_start = time.perf_counter()
     reset_peak_memory()
-    table = measure(labels, image, spacing=volume.spacing)
+    # plain columns: pandas (a third of a second to import) is loaded only for the report
+    table, _, _ = measure_columns(labels, image, spacing=volume.spacing)
     steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
 
     summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=steps,
@@ -148,7 +150,7 @@ def segment_file(
     header = pipeline_header(input_path, volume, summary)
     with atomic_directory(outdir, overwrite=overwrite) as tmp:
         io.write_labels(tmp / "labels.tif", labels, spacing=volume.spacing, unit=volume.unit)
-        table.to_csv(tmp / "objects.csv", index=False, float_format="%.6g")
+        write_csv(tmp / "objects.csv", table)
         (tmp / "pipeline.toml").write_text(result.pipeline.to_toml(header), encoding="utf-8")
         for index, data in result.saved.items():
             name = f"step{index + 1:02d}_{result.pipeline.steps[index]['op']}.tif"
@@ -159,11 +161,13 @@ def segment_file(
         summary["peak_memory_mb"] = None if peak is None else round(peak / 2**20, 1)
         write_summary(tmp / "summary.json", summary)
         if report:
+            import pandas as pd
+
             from .report.html import write_report
 
             # run times stay out of the page, so that the same input gives the same report
             shown = {k: v for k, v in summary.items() if k not in ("run_time_s", "peak_memory_mb", "steps")}
-            write_report(tmp / "report.html", image, labels, table, jsonable(shown),
+            write_report(tmp / "report.html", image, labels, pd.DataFrame(table), jsonable(shown),
                          spacing=volume.spacing, unit=volume.unit, title=f"voxseg: {Path(str(input_path)).name}")
     return summary
 
@@ -205,7 +209,7 @@ def build_summary(input_path, volume, result, table, *, non_finite, steps, input
         "spacing": list(volume.spacing),
         "unit": volume.unit,
         "spacing_source": volume.spacing_source,
-        "object_count": int(len(table)),
+        "object_count": int(len(table["label"])),
         "threshold": {"method": threshold_step.get("method"), "value": threshold_record.get("value"),
                       "input_value": _threshold_in_input_units(result),
                       "dark_objects": threshold_step.get("dark_objects", False)},

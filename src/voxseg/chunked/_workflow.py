@@ -129,6 +129,7 @@ def segment_file_chunked(
     from .. import io
     from .._memory import process_peak_memory
     from ..io.atomic import atomic_directory
+    from ..io.table import write_csv
     from ..workflow import build_summary, jsonable, pipeline_header, write_summary
     from ._api import Workspace, _chunks, run_chunked
     from ._run import Runner
@@ -186,7 +187,7 @@ def segment_file_chunked(
                 io.write_labels(tmp / "labels.zarr", result.data, spacing=volume.spacing, unit=volume.unit,
                                 chunks=chunks)
             table.to_parquet(tmp / "objects.parquet", index=False)
-            table.to_csv(tmp / "objects.csv", index=False, float_format="%.6g")
+            write_csv(tmp / "objects.csv", table)
             (tmp / "pipeline.toml").write_text(result.pipeline.to_toml(header), encoding="utf-8")
             summary["run_time_s"] = round(time.perf_counter() - started, 3)
             peak = process_peak_memory()  # of this process; Dask workers elsewhere have their own
