@@ -767,11 +767,11 @@ _BUSY = False
 
 def _init_worker(threads):
     """Set up a worker process: thread limits, allocator, and signals left to the main process."""
-    from ._memory import use_one_malloc_arena
+    from ._memory import configure_allocator
 
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    use_one_malloc_arena()
+    configure_allocator()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops the workers
     signal.signal(signal.SIGTERM, _on_sigterm)
     _stop_with_parent()

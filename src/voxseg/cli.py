@@ -456,11 +456,11 @@ def main(argv=None):
     """Entry point of the ``voxseg`` console script."""
     from .errors import VoxsegError
 
-    from ._memory import use_one_malloc_arena
+    from ._memory import configure_allocator
 
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     _exit_cleanly_on_sigterm()
-    use_one_malloc_arena()
+    configure_allocator()
     try:
         cli.main(args=argv, prog_name="voxseg", standalone_mode=False)
     except click.exceptions.Abort:

@@ -106,9 +106,10 @@ class Engine:
     # -- helpers ----------------------------------------------------------------
     def _time(self, name, start):
         """Record a stage: its time and the peak resident memory of this process while it ran."""
-        from .._memory import peak_memory, reset_peak_memory
+        from .._memory import peak_memory, release_free_memory, reset_peak_memory
 
         self.timings.append((name, time.perf_counter() - start, peak_memory()))
+        release_free_memory()  # what the stage freed must not inflate the next stage's peak
         reset_peak_memory()
 
     def _map(self, func, arguments, desc, batch=False):
