@@ -108,3 +108,22 @@ def test_rescale_in_range_needs_two_numbers(tmp_path):
     pipeline = Pipeline.from_toml(write(tmp_path, '[[steps]]\nop = "rescale_intensity"\nin_range = [1, 2, 3]\n'))
     with pytest.raises(PipelineError, match="in_range must be two numbers"):
         pipeline.run(np.zeros((2, 4, 4), np.uint8))
+
+
+def test_components_handed_to_the_split_give_the_same_labels(rng):
+    # remove_small_objects hands its labelled components to split_touching: same result as without
+    from scipy import ndimage as ndi
+
+    from voxseg.morphology import remove_small_objects
+    from voxseg.segmentation import split_touching
+
+    field = ndi.gaussian_filter(rng.normal(size=(20, 48, 48)), 2.0)
+    image = (field > np.quantile(field, 0.6)).astype(np.float32)
+    image[::2, ::3, ::3] = 1.0  # specks the size filter removes
+    pipeline = Pipeline([{"op": "threshold", "value": 0.5},
+                         {"op": "remove_small_objects", "min_volume": 20},
+                         {"op": "split_touching"}], diameter=8.0)
+    result = pipeline.run(image, spacing=(1.0, 1.0, 1.0))
+    expected = split_touching(remove_small_objects(image > 0.5, 20), diameter=8.0)
+    np.testing.assert_array_equal(result.data, expected)
+    assert "remove_small_objects" not in result.records

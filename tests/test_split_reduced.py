@@ -123,3 +123,39 @@ def test_component_cut_by_the_volume_face_keeps_its_distance_there():
     open_face = split_component_reduced(crop_inside, (1.0, 1.0, 1.0), (3, 3, 3),
                                         faces=((True, True), (True, True), (True, False)), **common)
     assert open_face.max() == 2  # the cut ball is still an object of its own
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+def test_objects_are_numbered_in_raster_order_across_components(monkeypatch, rng, reduce):
+    # many components, each split into several objects whose first voxels interleave with other components'
+    field = ndi.gaussian_filter(rng.normal(size=(24, 60, 60)), 2.0)
+    mask = field > np.quantile(field, 0.6)
+    mask[0, 0, ::3] = True  # tiny components first in raster order
+    if reduce:
+        monkeypatch.setattr(seg, "REDUCED_DIAMETER_VOXELS", 3)
+    labels = split_touching(mask, diameter=6.0, reduce=reduce)
+    assert labels.max() > ndi.label(mask)[1]  # components were split
+    np.testing.assert_array_equal(labels, seg.relabel_canonical(labels))
+    assert labels.dtype == np.uint16
+
+
+def test_handed_components_give_the_labels_of_the_mask(rng):
+    from voxseg.morphology import _remove_small_components
+
+    field = ndi.gaussian_filter(rng.normal(size=(20, 50, 50)), 2.0)
+    mask = field > np.quantile(field, 0.55)
+    kept, labels, sizes = _remove_small_components(mask, 40, 1, numbered=True)
+    expected = split_touching(kept, diameter=8.0)
+    got = split_touching(kept, diameter=8.0, components=(labels, sizes))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_many_removed_specks_leave_16_bit_components():
+    from voxseg.morphology import _remove_small_components
+
+    mask = np.zeros((8, 300, 300), bool)
+    mask[::2, ::2, ::2] = True  # 90,000 single voxels: more than 16-bit ids
+    mask[2:7, 10:40, 10:40] = True
+    kept, labels, sizes = _remove_small_components(mask, 27, 1, numbered=True)
+    assert labels.dtype == np.uint16 and labels.max() == 1 and sizes.tolist() == [0, int(kept.sum())]
+    np.testing.assert_array_equal(labels > 0, kept)

@@ -234,12 +234,7 @@ def remove_small_objects(image, min_volume, *, spacing=None, connectivity=1):
     if image.dtype == bool:
         if threshold <= 1:
             return image.copy()
-        labels, n = label(image, connectivity=connectivity)
-        keep = component_sizes(labels, n) >= math.ceil(threshold)
-        keep[0] = False
-        if keep[1:].all():
-            return image.copy()
-        return keep[labels]
+        return _remove_small_components(image, threshold, connectivity)[0]
     if image.dtype.kind not in "ui":
         raise ParameterError(f"image must be a boolean mask or integer labels, got dtype {image.dtype!r}")
     if image.dtype.kind == "i" and image.size and image.min() < 0:
@@ -251,6 +246,29 @@ def remove_small_objects(image, min_volume, *, spacing=None, connectivity=1):
     if small.size == 0:
         return image.copy()
     return fastremap.mask(image, small.tolist(), in_place=False, value=0)
+
+
+def _remove_small_components(mask, threshold, connectivity, *, numbered=False):
+    """(mask without the components of fewer than `threshold` voxels, labels, sizes).
+
+    With `numbered`, the labels are the kept components numbered 1..k in the
+    order :func:`label` gives them (uint16 when they fit), and the sizes
+    their voxel counts (``sizes[0] == 0``); else both are None.
+    """
+    labels, n = label(mask, connectivity=connectivity)
+    sizes = component_sizes(labels, n)
+    keep = sizes >= math.ceil(threshold)
+    keep[0] = False
+    if not numbered:
+        return (mask.copy() if keep[1:].all() else keep[labels]), None, None
+    count = int(keep.sum())
+    dtype = np.uint16 if count < np.iinfo(np.uint16).max else np.uint32
+    if count == n:
+        return mask.copy(), labels.astype(dtype, copy=False), sizes
+    lut = np.zeros(n + 1, dtype)
+    lut[keep] = np.arange(1, count + 1)
+    labels = lut[labels]
+    return labels != 0, labels, np.concatenate([[0], sizes[keep]])
 
 
 def remove_small_holes(mask, max_volume, *, spacing=None, connectivity=1):

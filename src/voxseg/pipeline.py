@@ -107,19 +107,26 @@ def _threshold_step(image, method="li", *, dark_objects=False, value=None, histo
 
 
 def _remove_small(data, min_volume="auto", *, spacing=None):
-    from .morphology import remove_small_objects
+    """remove_small_objects; on a mask it also hands its components to the next step (``"components"``)."""
+    from .morphology import _remove_small_components, _voxel_threshold, remove_small_objects
 
-    return remove_small_objects(data, min_volume, spacing=spacing)
+    data = np.asarray(data)
+    threshold = _voxel_threshold(min_volume, spacing, data.ndim, "min_volume") * (1 - 1e-9) \
+        if data.dtype == bool and data.ndim in (2, 3) else 0
+    if threshold <= 1:
+        return remove_small_objects(data, min_volume, spacing=spacing)
+    out, labels, sizes = _remove_small_components(data, threshold, 1, numbered=True)
+    return out, {"components": (labels, sizes)}
 
 
 def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, reduce=True,
-           distance=None):
+           distance=None, components=None):
     from .segmentation import split_touching
 
     # a distance map handed over by the runner is scratch: it may be smoothed in place
     return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
                           merge_distance=merge_distance, distance=distance, overwrite_distance=distance is not None,
-                          reduce=reduce)
+                          reduce=reduce, components=components)
 
 
 def _relabel(labels):
@@ -158,7 +165,8 @@ def _register_defaults():
     register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
     register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
     register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",))
-    register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",), context=("distance",))
+    register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",),
+             context=("distance", "components"))
     register("clear_border", _clear_border, takes=("labels",), spacing=False)
     register("relabel", _relabel, takes=("labels",), spacing=False)
 
@@ -388,7 +396,9 @@ class Pipeline:
         resolved, records, timings, saved = [], {}, [], {}
         # the distance map made to estimate the diameter, while it still fits the current mask
         distance = None
-        histogram = None  # of the current data, when a step could derive it cheaply
+        # of the current data, when the step that made it could hand it over cheaply: its histogram, its
+        # face-connected components
+        handed = {}
         for index, step in enumerate(self.steps):
             op = ops[step["op"]]
             params = {k: v for k, v in step.items() if k not in ("op", "save")}
@@ -418,9 +428,8 @@ class Pipeline:
             kwargs = dict(params)
             if op.spacing:
                 kwargs["spacing"] = spacing
-            if "histogram" in op.context and histogram is not None:
-                kwargs["histogram"] = histogram  # of `data`, handed over by the step that made it
-            histogram = None
+            kwargs.update({name: value for name, value in handed.items() if name in op.context})
+            handed = {}
             if "distance" in op.context and distance is not None:
                 # removing whole components since the map was made leaves it exact on what remains
                 distance[~data] = 0  # in place: the map is not needed otherwise
@@ -436,12 +445,14 @@ class Pipeline:
             except (ParameterError, TypeError) as err:
                 # a value that passed validation but that the operator refuses: still the file's mistake
                 raise PipelineError(f"{self._where(index)}{op.name}: {err}") from None
+            kwargs = None  # nor what it was handed
             release_free_memory()  # what the step freed must not inflate the next step's peak
             timings.append((op.name, time.perf_counter() - start, peak_memory()))
             if isinstance(out, tuple):  # (data, measured values)
                 out, measured = out
-                histogram = measured.pop("histogram", None)
-                records[op.name] = measured
+                handed = {name: measured.pop(name) for name in ("histogram", "components") if name in measured}
+                if measured:
+                    records[op.name] = measured
             data, kind = out, op.gives or kind
             resolved.append({"op": op.name, **params, **({"save": True} if step.get("save") else {})})
             if step.get("save"):

@@ -332,6 +332,7 @@ def split_touching(
     distance=None,
     overwrite_distance: bool = False,
     reduce: bool = True,
+    components=None,
 ) -> np.ndarray:
     """Separate touching objects of a mask by a marker-controlled distance watershed.
 
@@ -370,6 +371,11 @@ def split_touching(
     reduce : bool
         Split objects many voxels wide at reduced resolution (see above);
         False splits every object at full resolution.
+    components : (labels, sizes), optional
+        The face-connected components of a mask that held `mask`, as
+        :func:`voxseg.morphology.label` numbers them, and the voxel count of
+        each label (0 for the labels not in `mask`): saves labelling the mask
+        again. `labels` may be overwritten.
 
     Returns
     -------
@@ -386,8 +392,6 @@ def split_touching(
     >>> int(split_touching(mask, diameter=16).max())
     2
     """
-    import cc3d
-
     mask = np.asarray(mask, dtype=bool)
     spacing = as_spacing(spacing, mask.ndim)
     if not np.isfinite(diameter) or diameter <= 0:
@@ -403,21 +407,31 @@ def split_touching(
     factor = split_factor(diameter, spacing) if reduce else (1,) * mask.ndim
     reduced = max(factor) > 1
 
-    components, n = label(mask)
-    stats = cc3d.statistics(components, no_slice_conversion=True)
-    boxes, sizes = stats["bounding_boxes"].reshape(-1, 2 * mask.ndim), stats["voxel_counts"]
-    del stats
-    if n < np.iinfo(np.uint16).max:
+    if components is None:
+        components, n = label(mask)
+        sizes = None
+    else:
+        components, sizes = components
+        n = len(sizes) - 1
+    if n < np.iinfo(np.uint16).max and components.dtype != np.uint16:
         components = components.astype(np.uint16)  # half the memory while the distance map exists
+    boxes = ndi.find_objects(components, n)
+    present = np.flatnonzero(sizes[1:]) + 1 if sizes is not None else np.arange(1, n + 1)
     shape = np.asarray(mask.shape)
     crops, cropped = {}, 0
-    for component in range(1, n + 1):
-        # cc3d gives (start, stop - 1) per axis
-        start, stop = boxes[component, 0::2].astype(np.int64), boxes[component, 1::2].astype(np.int64) + 1
+    for component in present.tolist():
+        start = np.array([s.start for s in boxes[component - 1]], dtype=np.int64)
+        stop = np.array([s.stop for s in boxes[component - 1]], dtype=np.int64)
         extent = (stop - start) * np.asarray(spacing)
         # every peak of a small component lies within merge distance of the highest: one object
-        if np.linalg.norm(extent) < merge_distance * diameter or sizes[component] < TINY_COMPONENT:
+        if np.linalg.norm(extent) < merge_distance * diameter:
             continue
+        # a face-connected component spanning these extents has at least this many voxels
+        if int((stop - start).sum()) - (mask.ndim - 1) < TINY_COMPONENT:
+            size = sizes[component] if sizes is not None else \
+                np.count_nonzero(components[boxes[component - 1]] == component)
+            if size < TINY_COMPONENT:
+                continue
         if reduced:
             lo, hi = reduced_crop(start, stop, factor, shape)
         else:
@@ -445,41 +459,97 @@ def split_touching(
             objects = split_component_reduced(inside, spacing, factor, sigma=smoothing * diameter,
                                               depth=h * diameter, merge_radius=merge_distance * diameter,
                                               faces=faces)
-            count = int(objects.max())
-            return (objects[inside], count) if count > 1 else (None, 1)
-        if smoothed is not None:
-            local = smoothed[crop]
-        elif smoothing > 0:
-            local = ndi.gaussian_filter(distance[crop], sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
         else:
-            local = distance[crop]
-        objects = split_component(local, inside, spacing, depth=h * diameter,
-                                   merge_radius=merge_distance * diameter, box=box)
+            if smoothed is not None:
+                local = smoothed[crop]
+            elif smoothing > 0:
+                local = ndi.gaussian_filter(distance[crop], sigma, mode="nearest", truncate=SMOOTHING_TRUNCATE)
+            else:
+                local = distance[crop]
+            objects = split_component(local, inside, spacing, depth=h * diameter,
+                                       merge_radius=merge_distance * diameter, box=box)
         count = int(objects.max())
-        return (objects[inside], count) if count > 1 else (None, 1)
+        if count <= 1:
+            return None, None
+        origin = [c.start for c in crop]
+        firsts = [_first_voxel(objects, k + 1, found, origin, mask.shape)
+                  for k, found in enumerate(ndi.find_objects(objects, count))]
+        return objects[inside], np.array(firsts, dtype=np.int64)
 
     from ._threads import thread_map
 
     # the watershed and the filters release the GIL: components are split on all cores
     results = dict(zip(crops, thread_map(split_one, crops)))
     del smoothed, distance
-    # new ids in component order; each component's first id stands for all of it until its objects are written
-    counts = np.ones(n + 1, dtype=np.int64)
-    counts[0] = 0
-    for component, (_, count) in results.items():
-        counts[component] = count
-    first = np.zeros(n + 1, dtype=np.int64)
-    first[1:] = np.cumsum(counts)[:-1] + 1
-    if first[-1] + counts[-1] - 1 > np.iinfo(components.dtype).max:
+    return _write_objects(components, present, boxes, crops, results, mask.shape)
+
+
+def _first_voxel(labels, value, box, origin, shape) -> int:
+    """Raster index, in a volume of `shape`, of the first voxel of `value` in `labels` (a crop at `origin`).
+
+    The first voxel lies in the first plane of the label's bounding box `box`.
+    """
+    plane = labels[(box[0].start,) + tuple(box[1:])] == value
+    local = np.unravel_index(int(np.argmax(plane)), plane.shape)
+    coords = [box[0].start] + [s.start + i for s, i in zip(box[1:], local)]
+    return int(np.ravel_multi_index(tuple(int(o) + c for o, c in zip(origin, coords)), shape))
+
+
+def _write_objects(components, ids, boxes, crops, results, shape):
+    """The label image of the split components: objects numbered in raster order of their first voxel.
+
+    The components are numbered in raster order of their first voxel (as
+    :func:`voxseg.morphology.label` does); a split component's object that
+    holds that voxel keeps the component's place, its other objects are put
+    among the components by their own first voxel. One pass over the volume
+    (a look-up table) then writes every component, and the split ones are
+    overwritten within their crops: no renumbering pass.
+    """
+    from bisect import bisect_left
+
+    n = len(boxes)  # `ids`: the components present, in raster order of their first voxels
+    cache = {}
+
+    def first_of(component):
+        if component not in cache:
+            cache[component] = _first_voxel(components, component, boxes[component - 1], (0,) * len(shape), shape)
+        return cache[component]
+
+    # (first voxel, component, object) of the objects that do not hold their component's first voxel
+    extras = []
+    for component, (_, firsts) in results.items():
+        if firsts is not None:
+            lead = int(np.argmin(firsts))
+            extras += [(int(f), component, k + 1) for k, f in enumerate(firsts) if k != lead]
+    extras.sort()
+    present = ids.tolist()
+    # how many components come before each extra object (components are in order of their first voxels)
+    before = np.array([bisect_left(present, f, key=first_of) for f, _, _ in extras], dtype=np.int64)
+    rank = np.zeros(n + 1, dtype=np.int64)
+    rank[ids] = np.arange(1, ids.size + 1) + np.searchsorted(before, np.arange(ids.size), side="right")
+    extra_rank = before + np.arange(1, len(extras) + 1)
+    total = ids.size + len(extras)
+    if total > np.iinfo(components.dtype).max:
         components = components.astype(np.uint32)
-    labels = _apply_lut(components, first)
-    for component, (objects, count) in results.items():
-        if objects is not None:
-            crop, _ = crops[component]
-            view = labels[crop]
-            # the component's voxels hold first[component]: no other voxel can (ids never overlap)
-            view[view == first[component]] = objects.astype(labels.dtype) + labels.dtype.type(first[component] - 1)
-    return _relabel_in_place(labels)
+    labels = _apply_lut(components, rank)
+    object_rank = {}
+    for (_, component, k), value in zip(extras, extra_rank.tolist()):
+        object_rank.setdefault(component, {})[k] = value
+    for component, (objects, firsts) in results.items():
+        if objects is None:
+            continue
+        lead = int(np.argmin(firsts)) + 1
+        table = np.zeros(len(firsts) + 1, dtype=labels.dtype)
+        table[lead] = rank[component]
+        for k, value in object_rank[component].items():
+            table[k] = value
+        crop, _ = crops[component]
+        view = labels[crop]
+        # the component's voxels hold rank[component]: no other voxel can (ids never overlap)
+        view[view == rank[component]] = table[objects]
+    if labels.dtype != np.uint16 and total < 2**16:
+        labels = labels.astype(np.uint16)
+    return labels
 
 
 def _apply_lut(labels, lut):
