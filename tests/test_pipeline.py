@@ -127,3 +127,27 @@ def test_components_handed_to_the_split_give_the_same_labels(rng):
     expected = split_touching(remove_small_objects(image > 0.5, 20), diameter=8.0)
     np.testing.assert_array_equal(result.data, expected)
     assert "remove_small_objects" not in result.records
+
+
+@pytest.mark.parametrize("min_volume", [1.5, 60.0, 400.0])
+def test_sizes_handed_from_the_split_give_the_same_labels(rng, min_volume):
+    # split_touching hands its objects' sizes to remove_small_objects and relabel: no counting pass,
+    # same labels as the functions give without them (objects removed or not)
+    from scipy import ndimage as ndi
+
+    from voxseg.morphology import remove_small_objects
+    from voxseg.segmentation import relabel_canonical, split_touching
+
+    field = ndi.gaussian_filter(rng.normal(size=(20, 48, 48)), 2.0)
+    image = (field > np.quantile(field, 0.6)).astype(np.float32)
+    pipeline = Pipeline([{"op": "threshold", "value": 0.5},
+                         {"op": "remove_small_objects", "min_volume": 5},
+                         {"op": "split_touching"},
+                         {"op": "remove_small_objects", "min_volume": min_volume},
+                         {"op": "relabel"}], diameter=6.0)
+    result = pipeline.run(image, spacing=(1.0, 1.0, 1.0))
+    split = split_touching(remove_small_objects(image > 0.5, 5), diameter=6.0)
+    expected = relabel_canonical(remove_small_objects(split, min_volume))
+    assert 0 < expected.max() < split.max() or min_volume == 1.5
+    np.testing.assert_array_equal(result.data, expected)
+    assert result.data.dtype == expected.dtype

@@ -66,6 +66,12 @@ class Operator:
 OPERATORS: dict[str, Operator] = {}
 
 
+#: what a step may hand to the next one about its output, when it knows it cheaply: the histogram (of
+#: 8/16-bit rescaled data), the labelled face-connected components of a mask with their sizes, and the
+#: voxels of each label of labels numbered in raster order of their first voxel (0 for the gaps)
+HANDED = ("histogram", "components", "sizes")
+
+
 def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(), doc="", context=()):
     """Add an operator to the registry under `name`."""
     OPERATORS[name] = Operator(name, func, tuple(takes), gives, spacing, tuple(auto), doc, tuple(context))
@@ -106,33 +112,59 @@ def _threshold_step(image, method="li", *, dark_objects=False, value=None, histo
     return foreground(image, value, dark_objects=dark_objects), {"value": float(value)}
 
 
-def _remove_small(data, min_volume="auto", *, spacing=None):
-    """remove_small_objects; on a mask it also hands its components to the next step (``"components"``)."""
+def _remove_small(data, min_volume="auto", *, spacing=None, sizes=None):
+    """remove_small_objects, handing over what it knows of its output.
+
+    On a mask it hands its kept components to the next step
+    (``"components"``); on labels of known `sizes` (numbered in raster order,
+    see :meth:`Pipeline.run`) it needs no count, and hands the sizes on.
+    """
     from .morphology import _remove_small_components, _voxel_threshold, remove_small_objects
 
     data = np.asarray(data)
+    if data.dtype != bool and sizes is not None and data.ndim in (2, 3):
+        import fastremap
+
+        threshold = _voxel_threshold(min_volume, spacing, data.ndim, "min_volume") * (1 - 1e-9)
+        small = np.flatnonzero((sizes < threshold) & (sizes > 0))
+        if small.size == 0:
+            return data, {"sizes": sizes}
+        kept = sizes.copy()
+        kept[small] = 0
+        return fastremap.mask(data, small.tolist(), in_place=False, value=0), {"sizes": kept}
     threshold = _voxel_threshold(min_volume, spacing, data.ndim, "min_volume") * (1 - 1e-9) \
         if data.dtype == bool and data.ndim in (2, 3) else 0
     if threshold <= 1:
         return remove_small_objects(data, min_volume, spacing=spacing)
-    out, labels, sizes = _remove_small_components(data, threshold, 1, numbered=True)
-    return out, {"components": (labels, sizes)}
+    out, labels, counts = _remove_small_components(data, threshold, 1, numbered=True)
+    return out, {"components": (labels, counts)}
 
 
 def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge_distance=None, reduce=True,
            distance=None, components=None):
-    from .segmentation import split_touching
+    from .segmentation import _split_touching
 
     # a distance map handed over by the runner is scratch: it may be smoothed in place
-    return split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
-                          merge_distance=merge_distance, distance=distance, overwrite_distance=distance is not None,
-                          reduce=reduce, components=components)
+    labels, sizes = _split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
+                                    merge_distance=merge_distance, distance=distance,
+                                    overwrite_distance=distance is not None, reduce=reduce, components=components)
+    return (labels, {"sizes": sizes}) if sizes is not None else labels
 
 
-def _relabel(labels):
+def _relabel(labels, sizes=None):
     from .segmentation import relabel_canonical
 
-    return relabel_canonical(labels)
+    if sizes is None or labels.dtype.kind not in "ui":
+        return relabel_canonical(labels)
+    # numbered in raster order already: only the gaps of removed labels to close, keeping the order
+    present = sizes > 0
+    present[0] = False
+    count = int(present.sum())
+    if count == len(sizes) - 1:
+        return labels
+    lut = np.zeros(len(sizes), dtype=np.uint16 if count < 2**16 else np.uint32)
+    lut[present] = np.arange(1, count + 1)
+    return lut[labels]
 
 
 def _clear_border(labels):
@@ -164,11 +196,12 @@ def _register_defaults():
     register("threshold", _threshold_step, gives="mask", spacing=False, context=("histogram",))
     register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
     register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
-    register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",))
+    register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",),
+             context=("sizes",))
     register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",),
              context=("distance", "components"))
     register("clear_border", _clear_border, takes=("labels",), spacing=False)
-    register("relabel", _relabel, takes=("labels",), spacing=False)
+    register("relabel", _relabel, takes=("labels",), spacing=False, context=("sizes",))
 
 
 def _operators():
@@ -450,7 +483,7 @@ class Pipeline:
             timings.append((op.name, time.perf_counter() - start, peak_memory()))
             if isinstance(out, tuple):  # (data, measured values)
                 out, measured = out
-                handed = {name: measured.pop(name) for name in ("histogram", "components") if name in measured}
+                handed = {name: measured.pop(name) for name in HANDED if name in measured}
                 if measured:
                     records[op.name] = measured
             data, kind = out, op.gives or kind

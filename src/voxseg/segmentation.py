@@ -392,6 +392,14 @@ def split_touching(
     >>> int(split_touching(mask, diameter=16).max())
     2
     """
+    return _split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
+                           merge_distance=merge_distance, distance=distance, overwrite_distance=overwrite_distance,
+                           reduce=reduce, components=components)[0]
+
+
+def _split_touching(mask, *, spacing, diameter, smoothing, h, merge_distance, distance, overwrite_distance, reduce,
+                    components):
+    """:func:`split_touching`, and the voxel count of each label (0: background) when the components' are known."""
     mask = np.asarray(mask, dtype=bool)
     spacing = as_spacing(spacing, mask.ndim)
     if not np.isfinite(diameter) or diameter <= 0:
@@ -400,7 +408,7 @@ def split_touching(
     h = DEFAULTS["h"] if h is None else h
     merge_distance = DEFAULTS["merge_distance"] if merge_distance is None else merge_distance
     if not mask.any():
-        return np.zeros(mask.shape, dtype=np.uint16)
+        return np.zeros(mask.shape, dtype=np.uint16), np.zeros(1, dtype=np.int64)
     sigma = smoothing * diameter / np.asarray(spacing)
     # a crop this much larger than a component smooths its inside exactly as the whole volume would
     margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(mask.ndim, int)
@@ -470,18 +478,19 @@ def split_touching(
                                        merge_radius=merge_distance * diameter, box=box)
         count = int(objects.max())
         if count <= 1:
-            return None, None
+            return None, None, None
         origin = [c.start for c in crop]
         firsts = [_first_voxel(objects, k + 1, found, origin, mask.shape)
                   for k, found in enumerate(ndi.find_objects(objects, count))]
-        return objects[inside], np.array(firsts, dtype=np.int64)
+        objects = objects[inside]
+        return objects, np.array(firsts, dtype=np.int64), np.bincount(objects, minlength=count + 1)
 
     from ._threads import thread_map
 
     # the watershed and the filters release the GIL: components are split on all cores
     results = dict(zip(crops, thread_map(split_one, crops)))
     del smoothed, distance
-    return _write_objects(components, present, boxes, crops, results, mask.shape)
+    return _write_objects(components, present, boxes, crops, results, mask.shape, sizes)
 
 
 def _first_voxel(labels, value, box, origin, shape) -> int:
@@ -495,7 +504,7 @@ def _first_voxel(labels, value, box, origin, shape) -> int:
     return int(np.ravel_multi_index(tuple(int(o) + c for o, c in zip(origin, coords)), shape))
 
 
-def _write_objects(components, ids, boxes, crops, results, shape):
+def _write_objects(components, ids, boxes, crops, results, shape, sizes=None):
     """The label image of the split components: objects numbered in raster order of their first voxel.
 
     The components are numbered in raster order of their first voxel (as
@@ -503,7 +512,8 @@ def _write_objects(components, ids, boxes, crops, results, shape):
     holds that voxel keeps the component's place, its other objects are put
     among the components by their own first voxel. One pass over the volume
     (a look-up table) then writes every component, and the split ones are
-    overwritten within their crops: no renumbering pass.
+    overwritten within their crops: no renumbering pass. Returns the labels
+    and, when the components' `sizes` are given, the voxels of each label.
     """
     from bisect import bisect_left
 
@@ -517,7 +527,7 @@ def _write_objects(components, ids, boxes, crops, results, shape):
 
     # (first voxel, component, object) of the objects that do not hold their component's first voxel
     extras = []
-    for component, (_, firsts) in results.items():
+    for component, (_, firsts, _) in results.items():
         if firsts is not None:
             lead = int(np.argmin(firsts))
             extras += [(int(f), component, k + 1) for k, f in enumerate(firsts) if k != lead]
@@ -535,7 +545,11 @@ def _write_objects(components, ids, boxes, crops, results, shape):
     object_rank = {}
     for (_, component, k), value in zip(extras, extra_rank.tolist()):
         object_rank.setdefault(component, {})[k] = value
-    for component, (objects, firsts) in results.items():
+    voxels = None
+    if sizes is not None:
+        voxels = np.zeros(total + 1, dtype=np.int64)
+        voxels[rank[ids]] = sizes[ids]
+    for component, (objects, firsts, counts) in results.items():
         if objects is None:
             continue
         lead = int(np.argmin(firsts)) + 1
@@ -547,9 +561,11 @@ def _write_objects(components, ids, boxes, crops, results, shape):
         view = labels[crop]
         # the component's voxels hold rank[component]: no other voxel can (ids never overlap)
         view[view == rank[component]] = table[objects]
+        if voxels is not None:
+            voxels[table[1:]] = counts[1:]
     if labels.dtype != np.uint16 and total < 2**16:
         labels = labels.astype(np.uint16)
-    return labels
+    return labels, voxels
 
 
 def _apply_lut(labels, lut):
