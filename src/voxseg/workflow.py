@@ -139,17 +139,21 @@ def segment_file(
         progress(len(result.pipeline.steps), len(result.pipeline.steps) + 1, "measure")
     from ._memory import peak_memory, process_peak_memory, reset_peak_memory
 
-    measure_start = time.perf_counter()
-    reset_peak_memory()
-    # plain columns: pandas (a third of a second to import) is loaded only for the report
-    table, _, _ = measure_columns(labels, image, spacing=volume.spacing)
-    steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
-
-    summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=steps,
-                            input_sha256=checksum.result())
-    header = pipeline_header(input_path, volume, summary)
     with atomic_directory(outdir, overwrite=overwrite) as tmp:
-        io.write_labels(tmp / "labels.tif", labels, spacing=volume.spacing, unit=volume.unit)
+        # the labels are written (compressed by threads that release the GIL) while the objects are measured
+        written = _in_background(io.write_labels, tmp / "labels.tif", labels, spacing=volume.spacing,
+                                 unit=volume.unit)
+        try:
+            measure_start = time.perf_counter()
+            reset_peak_memory()
+            # plain columns: pandas (a third of a second to import) is loaded only for the report
+            table, _, _ = measure_columns(labels, image, spacing=volume.spacing)
+            steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
+        finally:
+            written.result()
+        summary = build_summary(input_path, volume, result, table, non_finite=non_finite, steps=steps,
+                                input_sha256=checksum.result())
+        header = pipeline_header(input_path, volume, summary)
         write_csv(tmp / "objects.csv", table)
         (tmp / "pipeline.toml").write_text(result.pipeline.to_toml(header), encoding="utf-8")
         for index, data in result.saved.items():
@@ -174,6 +178,11 @@ def segment_file(
 
 def _checksum_in_background(path):
     """A future of :func:`sha256_of` `path` (None if it does not exist), computed by a thread of its own."""
+    return _in_background(lambda: sha256_of(path) if Path(path).exists() else None)
+
+
+def _in_background(func, *args, **kwargs):
+    """A future of ``func(*args, **kwargs)``, computed by a thread of its own."""
     from concurrent.futures import Future
     from threading import Thread
 
@@ -181,11 +190,11 @@ def _checksum_in_background(path):
 
     def work():
         try:
-            future.set_result(sha256_of(path) if Path(path).exists() else None)
+            future.set_result(func(*args, **kwargs))
         except BaseException as err:  # handed to the caller of result()
             future.set_exception(err)
 
-    Thread(target=work, name="voxseg-checksum", daemon=True).start()
+    Thread(target=work, name=f"voxseg-{getattr(func, '__name__', 'work')}", daemon=True).start()
     return future
 
 
