@@ -49,7 +49,7 @@ DEFAULTS = {
 TINY_COMPONENT = 27
 
 #: the diameter is estimated on a mask reduced to at most about this many voxels
-ESTIMATE_VOXELS = 2**22
+ESTIMATE_VOXELS = 2**21
 
 #: at most this many connected components are split to estimate the diameter
 ESTIMATE_COMPONENTS = 48
