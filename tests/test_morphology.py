@@ -287,3 +287,12 @@ def test_non_symmetric_footprint_falls_back_to_scipy(rng):
     np.testing.assert_array_equal(
         morphology._extreme(image, fp, "min"), ndi.grey_erosion(image, footprint=fp, mode="reflect")
     )
+
+
+def test_component_sizes_read_through_the_mask_equal_the_full_count(rng):
+    from voxseg.morphology import component_sizes, label
+
+    mask = rng.random((30, 40, 50)) > 0.7
+    labels, n = label(mask)
+    np.testing.assert_array_equal(component_sizes(labels, n, mask=mask), component_sizes(labels, n))
+    np.testing.assert_array_equal(component_sizes(labels, n), np.bincount(labels.ravel(), minlength=n + 1))
