@@ -77,11 +77,20 @@ def configure_allocator() -> None:
     on a virtual machine): from the heap, a step's arrays reuse the pages its
     earlier arrays freed, and the runner gives them back between steps. On
     the 120x512x512 benchmark this took the system time of a run from
-    0.8-1.4 s to 0.4-0.6 s. For the command line only: a library does not
-    change its host's allocator.
+    0.8-1.4 s to 0.4-0.6 s. NumPy's advice to back its arrays with huge
+    pages is turned off: where the kernel compacts memory to honour it (its
+    ``defrag=madvise`` default), the first steps' page faults stall (the
+    benchmark's median run: 3.5 -> 3.1 s). For the command line only: a
+    library does not change its host's allocator.
     """
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
         libc.mallopt(_M_ARENA_MAX, 1)
         libc.mallopt(_M_MMAP_MAX, 0)  # no array gets pages of its own: all come from the heap
         libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # freed pages stay for reuse until released explicitly
+    import numpy as np
+
+    # the switch behind NumPy's NUMPY_MADVISE_HUGEPAGE environment variable
+    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
+    if hasattr(multiarray, "_set_madvise_hugepage"):
+        multiarray._set_madvise_hugepage(False)
