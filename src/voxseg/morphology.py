@@ -106,15 +106,12 @@ def component_sizes(labels, count, *, mask=None):
     voxels are read, and label 0 is counted as the voxels outside the mask:
     about three times faster on a sparse foreground.
     """
-    from .exposure import _SLAB, _bincount
+    from .exposure import _bincount
 
     if mask is None:
         return _bincount(labels, 0, count)
-    flat, inside = labels.reshape(-1), np.asarray(mask).reshape(-1)
-    counts = np.zeros(count + 1, dtype=np.int64)
-    for start in range(0, flat.size, _SLAB):
-        counts += np.bincount(flat[start:start + _SLAB][inside[start:start + _SLAB]], minlength=count + 1)
-    counts[0] = flat.size - counts[1:].sum()
+    counts = _bincount(labels, 0, count, where=mask)
+    counts[0] = labels.size - counts[1:].sum()
     return counts
 
 

@@ -162,9 +162,13 @@ def _relabel(labels, sizes=None):
     count = int(present.sum())
     if count == len(sizes) - 1:
         return labels
-    lut = np.zeros(len(sizes), dtype=np.uint16 if count < 2**16 else np.uint32)
+    import fastremap
+
+    lut = np.zeros(len(sizes), dtype=np.int64)
     lut[present] = np.arange(1, count + 1)
-    return lut[labels]
+    # fastremap's copy-and-remap is about twice as fast as NumPy's look-up of a table
+    out = fastremap.remap(labels, dict(enumerate(lut.tolist())), preserve_missing_labels=True, in_place=False)
+    return out.astype(np.uint16 if count < 2**16 else np.uint32, copy=False)
 
 
 def _clear_border(labels):
