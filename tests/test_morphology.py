@@ -296,3 +296,13 @@ def test_component_sizes_read_through_the_mask_equal_the_full_count(rng):
     labels, n = label(mask)
     np.testing.assert_array_equal(component_sizes(labels, n, mask=mask), component_sizes(labels, n))
     np.testing.assert_array_equal(component_sizes(labels, n), np.bincount(labels.ravel(), minlength=n + 1))
+
+
+@pytest.mark.parametrize("shape", [(40, 30, 20), (5, 7, 9), (2, 3, 4), (60, 50)])
+def test_bounding_boxes_on_slabs_equal_find_objects(rng, shape):
+    from voxseg.morphology import bounding_boxes
+
+    labels = (rng.random(shape) * 9).astype(np.uint16) * (rng.random(shape) > 0.6)
+    labels[labels == 4] = 0  # an absent label
+    assert bounding_boxes(labels) == ndi.find_objects(labels)
+    assert bounding_boxes(labels, 12) == ndi.find_objects(labels, 12)

@@ -127,7 +127,9 @@ def _bounding_boxes(labels):
     if top == 0:
         return np.zeros(0, np.int64), []
     if top <= _MAX_DIRECT_LABEL:
-        boxes = ndi.find_objects(labels)
+        from .morphology import bounding_boxes
+
+        boxes = bounding_boxes(labels, top)
         present = [i for i, box in enumerate(boxes) if box is not None]
         return np.asarray(present, np.int64) + 1, [boxes[i] for i in present]
     # Sparse huge labels: one renumbering copy, then map the boxes back.

@@ -24,6 +24,7 @@ from .volume import as_spacing, ellipsoid_footprint, length_to_voxels, voxel_vol
 
 __all__ = [
     "label",
+    "bounding_boxes",
     "fill_holes",
     "remove_small_objects",
     "remove_small_holes",
@@ -97,6 +98,39 @@ def label(mask, *, connectivity=1):
     labels, count = cc3d.connected_components(np.ascontiguousarray(mask).view(np.uint8), connectivity=conn,
                                               return_N=True, binary_image=True)
     return labels, int(count)
+
+
+#: above this many labels, bounding boxes are found in one pass (merging per-slab boxes costs more)
+_SLAB_BOXES_MAX_LABELS = 4096
+
+
+def bounding_boxes(labels, count=None):
+    """:func:`scipy.ndimage.find_objects` of `labels`, found on slabs by all cores (the same boxes).
+
+    Returns a list of `count` (default ``labels.max()``) entries: a tuple of
+    slices per label 1..count, or None for a label that is absent.
+    """
+    from ._threads import thread_count, thread_map
+
+    count = int(labels.max()) if count is None else int(count)
+    threads = thread_count()
+    if threads <= 1 or count > _SLAB_BOXES_MAX_LABELS or labels.ndim == 0 or labels.shape[0] < 2 * threads:
+        return ndi.find_objects(labels, count)
+    bounds = np.linspace(0, labels.shape[0], 2 * threads + 1).astype(int)
+    parts = list(thread_map(lambda k: ndi.find_objects(labels[bounds[k]:bounds[k + 1]], count),
+                            range(len(bounds) - 1)))
+    boxes = []
+    for label_index in range(count):
+        found = [(bounds[k], part[label_index]) for k, part in enumerate(parts) if part[label_index] is not None]
+        if not found:
+            boxes.append(None)
+            continue
+        first, last = found[0], found[-1]
+        box = [slice(first[0] + first[1][0].start, last[0] + last[1][0].stop)]
+        for axis in range(1, labels.ndim):
+            box.append(slice(min(b[axis].start for _, b in found), max(b[axis].stop for _, b in found)))
+        boxes.append(tuple(box))
+    return boxes
 
 
 def component_sizes(labels, count, *, mask=None):

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import ParameterError
-from .morphology import component_sizes, label
+from .morphology import bounding_boxes, component_sizes, label
 from .volume import as_spacing, voxel_volume
 
 __all__ = [
@@ -423,7 +423,7 @@ def _split_touching(mask, *, spacing, diameter, smoothing, h, merge_distance, di
         n = len(sizes) - 1
     if n < np.iinfo(np.uint16).max and components.dtype != np.uint16:
         components = components.astype(np.uint16)  # half the memory while the distance map exists
-    boxes = ndi.find_objects(components, n)
+    boxes = bounding_boxes(components, n)
     present = np.flatnonzero(sizes[1:]) + 1 if sizes is not None else np.arange(1, n + 1)
     shape = np.asarray(mask.shape)
     crops, cropped = {}, 0
