@@ -306,3 +306,11 @@ def test_bounding_boxes_on_slabs_equal_find_objects(rng, shape):
     labels[labels == 4] = 0  # an absent label
     assert bounding_boxes(labels) == ndi.find_objects(labels)
     assert bounding_boxes(labels, 12) == ndi.find_objects(labels, 12)
+
+
+def test_look_up_on_slabs_equals_numpy_indexing(rng):
+    from voxseg.morphology import _look_up
+
+    labels = rng.integers(0, 5000, size=(70, 250, 250), dtype=np.uint32)  # above the threaded size
+    for table in (rng.random(5000) > 0.5, rng.integers(0, 60000, 5000).astype(np.uint16)):
+        np.testing.assert_array_equal(_look_up(table, labels), table[labels])

@@ -133,6 +133,22 @@ def bounding_boxes(labels, count=None):
     return boxes
 
 
+def _look_up(table, labels):
+    """``table[labels]``, looked up on slabs by all cores (NumPy releases the GIL while it gathers)."""
+    from ._threads import slabs, thread_count, thread_map
+
+    if thread_count() <= 1 or labels.ndim == 0 or labels.size < 1 << 22:
+        return table[labels]
+    out = np.empty(labels.shape, dtype=table.dtype)
+
+    def gather(index):
+        out[index] = table[labels[index]]
+
+    for _ in thread_map(gather, slabs(labels.shape, voxels=1 << 22)):
+        pass
+    return out
+
+
 def component_sizes(labels, count, *, mask=None):
     """Voxels per label 0..`count` of a label image (counted in slabs: no volume-sized temporary).
 
@@ -205,7 +221,7 @@ def _fill_enclosed(mask):
     for axis in range(mask.ndim):
         for index in (0, -1):
             outside[np.take(labels, index, axis=axis)] = True
-    out = outside[labels]
+    out = _look_up(outside, labels)
     np.logical_not(out, out=out)
     out |= mask
     return out
@@ -303,14 +319,14 @@ def _remove_small_components(mask, threshold, connectivity, *, numbered=False):
     keep = sizes >= math.ceil(threshold)
     keep[0] = False
     if not numbered:
-        return (mask.copy() if keep[1:].all() else keep[labels]), None, None
+        return (mask.copy() if keep[1:].all() else _look_up(keep, labels)), None, None
     count = int(keep.sum())
     dtype = np.uint16 if count < np.iinfo(np.uint16).max else np.uint32
     if count == n:
         return mask.copy(), labels.astype(dtype, copy=False), sizes
     lut = np.zeros(n + 1, dtype)
     lut[keep] = np.arange(1, count + 1)
-    labels = lut[labels]
+    labels = _look_up(lut, labels)
     return labels != 0, labels, np.concatenate([[0], sizes[keep]])
 
 
