@@ -26,11 +26,12 @@ def assert_objects_face_connected(labels):
     assert n == int(labels.max()), "an object is in several face-connected pieces"
 
 
-def test_split_factor_leaves_objects_about_24_voxels_across():
-    assert split_factor(60.0, (1.0, 1.0, 1.0)) == (3, 3, 3)
-    assert split_factor(30.0, (1.0, 1.0, 1.0)) == (1, 1, 1)  # 1.25 rounds down: 30 voxels across stay
-    assert split_factor(36.0, (1.0, 1.0, 1.0)) == (2, 2, 2)  # 18 voxels across at least
-    assert split_factor(12.0, (3.0, 0.25, 0.25)) == (1, 2, 2)  # only the fine axes are reduced
+def test_split_factor_leaves_objects_about_16_voxels_across():
+    assert seg.REDUCED_DIAMETER_VOXELS == 16
+    assert split_factor(20.0, (1.0, 1.0, 1.0)) == (1, 1, 1)  # 1.25 rounds down: 20 voxels across stay
+    assert split_factor(24.0, (1.0, 1.0, 1.0)) == (2, 2, 2)  # 12 voxels across at least
+    assert split_factor(48.0, (1.0, 1.0, 1.0)) == (3, 3, 3)
+    assert split_factor(12.0, (3.0, 0.25, 0.25)) == (1, 3, 3)  # only the fine axes are reduced
     for diameter in np.linspace(1, 400, 97):
         factor = np.asarray(split_factor(diameter, (1.0, 1.0, 1.0)))
         across = diameter / factor
@@ -56,7 +57,7 @@ def test_reduced_mask_holds_every_block_with_a_voxel(rng, factor):
 
 def test_wide_touching_balls_split_as_at_full_resolution():
     mask = balls(radius=30.0, gap=48.0)
-    assert split_factor(60.0, (1.0, 1.0, 1.0)) == (3, 3, 3)
+    assert split_factor(60.0, (1.0, 1.0, 1.0)) == (4, 4, 4)
     reduced = split_touching(mask, diameter=60.0)
     full = split_touching(mask, diameter=60.0, reduce=False)
     assert reduced.max() == full.max() == 2
@@ -75,7 +76,7 @@ def test_one_wide_ball_stays_whole():
 
 @pytest.mark.parametrize("shape, spacing, diameter, factor", [
     ((60, 200, 200), (1.0, 1.0, 1.0), 36.0, (2, 2, 2)),
-    ((40, 220, 220), (2.0, 0.5, 0.5), 40.0, (1, 3, 3)),
+    ((40, 220, 220), (2.0, 0.5, 0.5), 40.0, (1, 5, 5)),
 ])
 def test_reduced_split_of_touching_ellipsoids_is_as_accurate(shape, spacing, diameter, factor):
     vol = touching_ellipsoids(shape=shape, spacing=spacing, diameter=diameter, seed=3)
@@ -120,7 +121,7 @@ def test_component_cut_by_the_volume_face_keeps_its_distance_there():
     crop_inside = np.zeros((cut.shape[0], cut.shape[1], cut.shape[2] + 3), bool)
     crop_inside[:, :, :cut.shape[2]] = cut
     common = dict(sigma=0.08 * 60, depth=0.05 * 60, merge_radius=0.5 * 60)
-    open_face = split_component_reduced(crop_inside, (1.0, 1.0, 1.0), (3, 3, 3),
+    open_face = split_component_reduced(crop_inside, (1.0, 1.0, 1.0), (4, 4, 4),
                                         faces=((True, True), (True, True), (True, False)), **common)
     assert open_face.max() == 2  # the cut ball is still an object of its own
 

@@ -63,7 +63,7 @@ SMOOTHING_TRUNCATE = 4.0
 #: objects many voxels wide are split on the mask reduced by an integer factor per axis that leaves them
 #: about this many voxels across (at least 3/4 of it): distance map, smoothing, seeds and watershed then
 #: cost 1/factor**3 of the full-resolution work, and the objects' boundaries are placed to within a block
-REDUCED_DIAMETER_VOXELS = 24
+REDUCED_DIAMETER_VOXELS = 16
 
 
 def sphere_volume(diameter: float) -> float:
@@ -351,7 +351,7 @@ def split_touching(
     :func:`split_factor` (a block is foreground when any of its voxels is),
     split there (:func:`split_component_reduced`), and each of its voxels
     takes the object of its block. Boundaries between touching objects are
-    then placed to within a block (about 1/12 of the diameter) and the split
+    then placed to within a block (about 1/16 of the diameter) and the split
     costs a fraction of the full-resolution one.
 
     Parameters
@@ -648,7 +648,7 @@ def split_factor(diameter, spacing) -> tuple[int, ...]:
     Examples
     --------
     >>> split_factor(12.0, (0.29, 0.26, 0.26)), split_factor(10.0, (2.0, 0.2, 0.2))
-    ((2, 2, 2), (1, 2, 2))
+    ((3, 3, 3), (1, 3, 3))
     """
     return tuple(max(1, math.floor(diameter / (s * REDUCED_DIAMETER_VOXELS) + 0.5)) for s in spacing)
 
