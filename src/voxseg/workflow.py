@@ -130,8 +130,19 @@ def segment_file(
     # the input's checksum is computed while the volume is segmented (hashlib releases the GIL)
     checksum = _checksum_in_background(input_path)
     image, non_finite = prepare_image(volume)
+    preloaded = []
+
+    def step_started(index, count, name):
+        # the split's and the measurements' libraries (a third of a second of imports) load on a thread
+        # while the steps after the first run in C code on one core
+        if index >= 1 and not preloaded:
+            preloaded.append(_in_background(_import_modules, ("skimage.segmentation", "scipy.spatial")))
+        if progress is not None:
+            progress(index, count, name)
+
     result = segment(image, spacing=volume.spacing, diameter=diameter, threshold=threshold,
-                     dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline, progress=progress)
+                     dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline,
+                     progress=step_started)
     if result.kind != "labels":
         raise FormatError(f"{pipeline.source or 'pipeline'}: the last step gives a {result.kind}, not labels")
     labels = result.data
@@ -179,6 +190,13 @@ def segment_file(
 def _checksum_in_background(path):
     """A future of :func:`sha256_of` `path` (None if it does not exist), computed by a thread of its own."""
     return _in_background(lambda: sha256_of(path) if Path(path).exists() else None)
+
+
+def _import_modules(names):
+    import importlib
+
+    for name in names:
+        importlib.import_module(name)
 
 
 def _in_background(func, *args, **kwargs):
