@@ -871,15 +871,17 @@ def measure_columns(labels, intensity=None, *, spacing=None):
             geometry[i, 2:] = _hull_volume_and_feret(_hull_candidates(mask, lines) * spacing)
             masks.append(mask)
 
-            if channels:
-                values = intensity[box][mask].astype(np.float64, copy=False)
-                total = values.sum(axis=0)
-                stats["sum"][i] = total
-                stats["mean"][i] = total / count
-                stats["min"][i] = values.min(axis=0)
-                stats["max"][i] = values.max(axis=0)
-                stats["std"][i] = values.std(axis=0)
-                stats["median"][i] = np.median(values, axis=0)
+            crop = intensity[box] if channels else None
+            for c in range(channels):
+                # one channel at a time: a boolean selection of (Z, Y, X) is 2-3x faster than of (Z, Y, X, C)
+                values = crop[..., c][mask].astype(np.float64, copy=False)
+                total = values.sum()
+                stats["sum"][i, c] = total
+                stats["mean"][i, c] = total / count
+                stats["min"][i, c] = values.min()
+                stats["max"][i, c] = values.max()
+                stats["std"][i, c] = values.std()
+                stats["median"][i, c] = np.median(values)
         # the surfaces of a batch are meshed together (the same batches whatever the thread count)
         geometry[batch, 0], geometry[batch, 1] = _smooth_surfaces(masks, spacing_t)
 
