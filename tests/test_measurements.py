@@ -576,3 +576,15 @@ def test_export_meshes_refuses_to_overwrite(tmp_path):
     with pytest.raises(ParameterError, match="format"):
         export_meshes(labels, tmp_path, format="obj")
     assert export_meshes(np.zeros((2, 2, 2), np.uint8), tmp_path / "none") == []
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 1001])
+def test_median_equals_numpy(rng, dtype, n):
+    from voxseg.measurements import _median
+
+    values = (rng.random(n) * 200 - (50 if np.dtype(dtype).kind != "u" else 0)).astype(dtype)
+    assert _median(values) == pytest.approx(float(np.median(values.astype(np.float64))), rel=1e-12, abs=1e-12)
+    if np.dtype(dtype).kind == "f" and n > 1:
+        values[n // 2] = np.nan
+        assert np.isnan(_median(values))

@@ -586,6 +586,18 @@ def _spatial():
     return ConvexHull, QhullError, cdist, pdist
 
 
+def _median(values):
+    """``np.median`` of a 1-D array, partitioned in its own dtype (several times faster on 16-bit data)."""
+    n = values.size
+    if n == 0 or (values.dtype.kind == "f" and np.isnan(values).any()):
+        return math.nan
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    part = np.partition(values, (half - 1, half))
+    return (float(part[half - 1]) + float(part[half])) / 2
+
+
 def _max_distance(points):
     """Largest distance between two of `points` (n, 3)."""
     _, _, cdist, pdist = _spatial()
@@ -874,14 +886,15 @@ def measure_columns(labels, intensity=None, *, spacing=None):
             crop = intensity[box] if channels else None
             for c in range(channels):
                 # one channel at a time: a boolean selection of (Z, Y, X) is 2-3x faster than of (Z, Y, X, C)
-                values = crop[..., c][mask].astype(np.float64, copy=False)
+                raw = crop[..., c][mask]
+                values = raw.astype(np.float64, copy=False)
                 total = values.sum()
                 stats["sum"][i, c] = total
                 stats["mean"][i, c] = total / count
                 stats["min"][i, c] = values.min()
                 stats["max"][i, c] = values.max()
                 stats["std"][i, c] = values.std()
-                stats["median"][i, c] = np.median(values)
+                stats["median"][i, c] = _median(raw)
         # the surfaces of a batch are meshed together (the same batches whatever the thread count)
         geometry[batch, 0], geometry[batch, 1] = _smooth_surfaces(masks, spacing_t)
 
