@@ -127,22 +127,24 @@ def segment_file(
     if volume is None:
         volume = io.read(input_path, spacing=spacing, channel=channel, axes=axes)
     check_memory(input_path, volume.shape)
-    # the input's checksum is computed while the volume is segmented (hashlib releases the GIL)
-    checksum = _checksum_in_background(input_path)
     image, non_finite = prepare_image(volume)
-    preloaded = []
+    background = {}
 
     def step_started(index, count, name):
-        # the split's and the measurements' libraries (a third of a second of imports) load on a thread
-        # while the steps after the first run in C code on one core
-        if index >= 1 and not preloaded:
-            preloaded.append(_in_background(_import_modules, ("skimage.segmentation", "scipy.spatial")))
+        # work for a thread of its own while the steps after the first (which uses every core) run in C
+        # code on one core: the split's and the measurements' libraries (a third of a second of imports),
+        # then the input's checksum (hashlib releases the GIL)
+        if index >= 1 and "imports" not in background:
+            background["imports"] = _in_background(_import_modules, ("skimage.segmentation", "scipy.spatial"))
+        if index >= 2 and "checksum" not in background:
+            background["checksum"] = _checksum_in_background(input_path)
         if progress is not None:
             progress(index, count, name)
 
     result = segment(image, spacing=volume.spacing, diameter=diameter, threshold=threshold,
                      dark_objects=dark_objects, clear_border=clear_border, pipeline=pipeline,
                      progress=step_started)
+    checksum = background.get("checksum") or _checksum_in_background(input_path)
     if result.kind != "labels":
         raise FormatError(f"{pipeline.source or 'pipeline'}: the last step gives a {result.kind}, not labels")
     labels = result.data
