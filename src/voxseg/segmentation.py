@@ -709,10 +709,10 @@ def _join_fragments(objects, count):
     pieces, n = cc3d.connected_components(volume, connectivity=6, return_N=True)
     if n == count:
         return objects
+    flat = pieces.reshape(-1)
     owner = np.zeros(n + 1, dtype=np.int64)
-    for piece, obj in fastremap.component_map(pieces, volume).items():
-        owner[piece] = obj
-    sizes = component_sizes(pieces, n)
+    owner[flat] = volume.reshape(-1)  # every voxel of a piece belongs to the same object
+    sizes = np.bincount(flat, minlength=n + 1)
     # the largest piece of each object (first in raster order among equals) keeps the object
     order = np.lexsort((np.arange(n + 1), -sizes, owner))
     first = np.r_[True, owner[order][1:] != owner[order][:-1]]
@@ -737,8 +737,8 @@ def _join_fragments(objects, count):
         if len(still) == len(waiting):  # cannot happen in a connected component; never loop forever
             break
         waiting = still
-    out = settled.astype(objects.dtype)[pieces]
-    return out.reshape(objects.shape)
+    out = fastremap.remap(pieces, dict(enumerate(settled.tolist())), preserve_missing_labels=True, in_place=True)
+    return out.astype(objects.dtype, copy=False).reshape(objects.shape)
 
 
 def split_component_reduced(inside, spacing, factor, *, sigma, depth, merge_radius, faces=None):
