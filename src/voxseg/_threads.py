@@ -49,3 +49,20 @@ def slabs(shape, *, voxels: int = 1 << 20) -> list:
     per_index = max(1, int(np.prod(shape[1:], dtype=np.int64)))
     step = max(1, voxels // per_index)
     return [(slice(start, min(start + step, shape[0])),) for start in range(0, shape[0], step)]
+
+
+def in_background(func, *args, **kwargs):
+    """A future of ``func(*args, **kwargs)``, computed by a thread of its own (its exception, if any, kept)."""
+    from concurrent.futures import Future
+    from threading import Thread
+
+    future = Future()
+
+    def work():
+        try:
+            future.set_result(func(*args, **kwargs))
+        except BaseException as err:  # handed to the caller of result()
+            future.set_exception(err)
+
+    Thread(target=work, name=f"voxseg-{getattr(func, '__name__', 'work')}", daemon=True).start()
+    return future

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._threads import in_background
 from ._version import __version__
 from .errors import FormatError
 
@@ -135,7 +136,7 @@ def segment_file(
         # code on one core: the split's and the measurements' libraries (a third of a second of imports),
         # then the input's checksum (hashlib releases the GIL)
         if index >= 1 and "imports" not in background:
-            background["imports"] = _in_background(_import_modules, ("skimage.segmentation", "scipy.spatial"))
+            background["imports"] = in_background(_import_modules, ("skimage.segmentation", "scipy.spatial"))
         if index >= 2 and "checksum" not in background:
             background["checksum"] = _checksum_in_background(input_path)
         if progress is not None:
@@ -154,7 +155,7 @@ def segment_file(
 
     with atomic_directory(outdir, overwrite=overwrite) as tmp:
         # the labels are written (compressed by threads that release the GIL) while the objects are measured
-        written = _in_background(io.write_labels, tmp / "labels.tif", labels, spacing=volume.spacing,
+        written = in_background(io.write_labels, tmp / "labels.tif", labels, spacing=volume.spacing,
                                  unit=volume.unit)
         try:
             measure_start = time.perf_counter()
@@ -191,7 +192,7 @@ def segment_file(
 
 def _checksum_in_background(path):
     """A future of :func:`sha256_of` `path` (None if it does not exist), computed by a thread of its own."""
-    return _in_background(lambda: sha256_of(path) if Path(path).exists() else None)
+    return in_background(lambda: sha256_of(path) if Path(path).exists() else None)
 
 
 def _import_modules(names):
@@ -199,23 +200,6 @@ def _import_modules(names):
 
     for name in names:
         importlib.import_module(name)
-
-
-def _in_background(func, *args, **kwargs):
-    """A future of ``func(*args, **kwargs)``, computed by a thread of its own."""
-    from concurrent.futures import Future
-    from threading import Thread
-
-    future = Future()
-
-    def work():
-        try:
-            future.set_result(func(*args, **kwargs))
-        except BaseException as err:  # handed to the caller of result()
-            future.set_exception(err)
-
-    Thread(target=work, name=f"voxseg-{getattr(func, '__name__', 'work')}", daemon=True).start()
-    return future
 
 
 def build_summary(input_path, volume, result, table, *, non_finite, steps, input_sha256=None) -> dict:
