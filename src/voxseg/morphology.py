@@ -58,6 +58,12 @@ def _as_mask(mask, name="mask"):
     return mask
 
 
+def _min_voxels(min_volume, spacing, ndim):
+    """The voxel count below which an object is smaller than `min_volume` (rounding tolerated)."""
+    # e.g. 50 / 0.5 -> 100 exactly, not 100.00000000000001
+    return _voxel_threshold(min_volume, spacing, ndim, "min_volume") * (1 - 1e-9)
+
+
 def _voxel_threshold(volume, spacing, ndim, name):
     if isinstance(volume, bool) or not np.isscalar(volume) or not np.isfinite(volume) or volume < 0:
         raise ParameterError(f"{name} must be a finite volume >= 0, got {volume!r}")
@@ -286,10 +292,8 @@ def remove_small_objects(image, min_volume, *, spacing=None, connectivity=1):
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ParameterError(f"image must be 2D or 3D, got {image.ndim} dimensions")
-    threshold = _voxel_threshold(min_volume, spacing, image.ndim, "min_volume")
+    threshold = _min_voxels(min_volume, spacing, image.ndim)
     _cc3d_connectivity(connectivity, image.ndim)  # validates it
-    # Tolerate rounding in min_volume / voxel_volume (e.g. 50 / 0.5 -> 100 exactly).
-    threshold = threshold * (1 - 1e-9)
     if image.dtype == bool:
         if threshold <= 1:
             return image.copy()

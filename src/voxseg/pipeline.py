@@ -119,22 +119,22 @@ def _remove_small(data, min_volume="auto", *, spacing=None, sizes=None):
     (``"components"``); on labels of known `sizes` (numbered in raster order,
     see :meth:`Pipeline.run`) it needs no count, and hands the sizes on.
     """
-    from .morphology import _remove_small_components, _voxel_threshold, remove_small_objects
+    from .morphology import _min_voxels, _remove_small_components, remove_small_objects
 
     data = np.asarray(data)
-    if data.dtype != bool and sizes is not None and data.ndim in (2, 3):
+    if data.ndim not in (2, 3):
+        return remove_small_objects(data, min_volume, spacing=spacing)  # which says what is wrong
+    threshold = _min_voxels(min_volume, spacing, data.ndim)
+    if data.dtype != bool and sizes is not None:
         import fastremap
 
-        threshold = _voxel_threshold(min_volume, spacing, data.ndim, "min_volume") * (1 - 1e-9)
         small = np.flatnonzero((sizes < threshold) & (sizes > 0))
         if small.size == 0:
             return data, {"sizes": sizes}
         kept = sizes.copy()
         kept[small] = 0
         return fastremap.mask(data, small.tolist(), in_place=False, value=0), {"sizes": kept}
-    threshold = _voxel_threshold(min_volume, spacing, data.ndim, "min_volume") * (1 - 1e-9) \
-        if data.dtype == bool and data.ndim in (2, 3) else 0
-    if threshold <= 1:
+    if data.dtype != bool or threshold <= 1:
         return remove_small_objects(data, min_volume, spacing=spacing)
     out, labels, counts = _remove_small_components(data, threshold, 1, numbered=True)
     return out, {"components": (labels, counts)}
@@ -433,9 +433,7 @@ class Pipeline:
         resolved, records, timings, saved = [], {}, [], {}
         # the distance map made to estimate the diameter, while it still fits the current mask
         distance = None
-        # of the current data, when the step that made it could hand it over cheaply: its histogram, its
-        # face-connected components
-        handed = {}
+        handed = {}  # what the step that made the current data knows of it (see HANDED)
         for index, step in enumerate(self.steps):
             op = ops[step["op"]]
             params = {k: v for k, v in step.items() if k not in ("op", "save")}

@@ -377,8 +377,7 @@ class Engine:
         crop = np.zeros_like(box)
         if max(factor) > 1:
             # split_touching splits each component on its own reduced crop: no distance map of the volume
-            for i in range(n):
-                crop[i, 0::2], crop[i, 1::2] = reduced_crop(box[i, 0::2], box[i, 1::2], factor, shape)
+            crop[:, 0::2], crop[:, 1::2] = reduced_crop(box[:, 0::2], box[:, 1::2], factor, shape)
         else:
             crop[:, 0::2] = np.maximum(box[:, 0::2] - margin, 0)
             crop[:, 1::2] = np.minimum(box[:, 1::2] + margin, shape)
