@@ -1,3 +1,4 @@
+import os
 import sys
 
 import numpy as np
@@ -50,3 +51,43 @@ def test_summary_records_the_process_peak_and_per_step_peaks(tmp_path):
     step_peaks = [step["peak_mb"] for step in summary["steps"]]
     assert all(peak > 0 for peak in step_peaks)
     assert summary["peak_memory_mb"] >= max(step_peaks)
+
+
+@linux_only
+@pytest.mark.parametrize("exact", [False, True])
+def test_freed_memory_is_kept_for_the_next_step_unless_exact_peaks_are_asked(exact):
+    import os
+    import subprocess
+
+    script = (
+        "import numpy as np\n"
+        "from voxseg._memory import configure_allocator, end_step, peak_memory, reset_peak_memory\n"
+        "configure_allocator()\n"
+        "block = np.ones(300 * 2**20, dtype=np.uint8)\n"
+        "del block\n"
+        "end_step()\n"
+        "reset_peak_memory()\n"
+        "small = np.ones(2**20, dtype=np.uint8)\n"
+        "print(peak_memory())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VOXSEG_STEP_MEMORY"}
+    if exact:
+        env["VOXSEG_STEP_MEMORY"] = "1"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    next_step_peak = int(out.stdout)
+    if exact:
+        assert next_step_peak < 250 * 2**20
+    else:
+        assert next_step_peak > 300 * 2**20  # the freed block is still resident, ready for reuse
+
+
+def test_the_command_line_gives_blas_one_thread_unless_told_otherwise(monkeypatch):
+    from voxseg import cli
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # recorded, so that the test's setting is undone
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    cli._one_blas_thread()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    cli._one_blas_thread()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"

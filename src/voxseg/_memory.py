@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
 #: highest peak seen before any reset (the kernel keeps one peak, which a reset forgets)
 _process_peak = 0
@@ -59,6 +60,28 @@ def _libc():
         return None
 
 
+#: set to 1 to give the memory a pipeline step freed back to the system before the next step, so that
+#: each step's peak is its own (otherwise the next steps reuse it: faster, but their peaks include it)
+STEP_MEMORY_VARIABLE = "VOXSEG_STEP_MEMORY"
+
+
+def exact_step_peaks() -> bool:
+    """Whether ``$VOXSEG_STEP_MEMORY`` asks for each step's own peak (see :func:`end_step`)."""
+    return os.environ.get(STEP_MEMORY_VARIABLE, "").strip() not in ("", "0")
+
+
+def end_step() -> None:
+    """Between two steps: keep what the step freed for the next ones, or give it back (:func:`exact_step_peaks`).
+
+    Memory given back costs the next step's arrays their page faults again
+    (about 0.1 s of a 3 s run on the 120x512x512 benchmark), for a peak per
+    step that points at the step that needs the memory. The process's own
+    peak is the same either way (the steps reuse the freed memory).
+    """
+    if exact_step_peaks():
+        release_free_memory()
+
+
 def release_free_memory() -> None:
     """Give the memory the allocator holds but no array uses back to the system (glibc ``malloc_trim``)."""
     libc = _libc()
@@ -74,13 +97,14 @@ def configure_allocator() -> None:
     few, large allocations: sharing one arena costs nothing measurable). And
     glibc maps every large array afresh and unmaps it when freed, so the next
     volume-sized array pays the kernel's page faults again (about 2 s per GB
-    on a virtual machine): from the heap, a step's arrays reuse the pages its
-    earlier arrays freed, and the runner gives them back between steps. On
-    the 120x512x512 benchmark this took the system time of a run from
-    0.8-1.4 s to 0.4-0.6 s. NumPy's advice to back its arrays with huge
-    pages is turned off: where the kernel compacts memory to honour it (its
+    on a virtual machine): from the heap, later arrays reuse the pages that
+    earlier ones freed, across steps too (see :func:`end_step`). On the
+    120x512x512 benchmark this took the system time of a run from 0.8-1.4 s
+    to 0.4-0.6 s. NumPy's advice to back its arrays with huge pages is
+    turned off: where the kernel compacts memory to honour it (its
     ``defrag=madvise`` default), the first steps' page faults stall (the
-    benchmark's median run: 3.5 -> 3.1 s). For the command line only: a
+    benchmark's median run: 3.5 -> 3.1 s, and 2.86 -> 3.08 s on this
+    version). For the command line only: a
     library does not change its host's allocator.
     """
     libc = _libc()

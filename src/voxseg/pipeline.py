@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._memory import peak_memory, release_free_memory, reset_peak_memory
+from ._memory import end_step, peak_memory, reset_peak_memory
 from .errors import ParameterError, PipelineError
 from .volume import as_spacing
 
@@ -481,7 +481,7 @@ class Pipeline:
                 # a value that passed validation but that the operator refuses: still the file's mistake
                 raise PipelineError(f"{self._where(index)}{op.name}: {err}") from None
             kwargs = None  # nor what it was handed
-            release_free_memory()  # what the step freed must not inflate the next step's peak
+            end_step()
             timings.append((op.name, time.perf_counter() - start, peak_memory()))
             if isinstance(out, tuple):  # (data, measured values)
                 out, measured = out
