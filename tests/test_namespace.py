@@ -30,3 +30,21 @@ def test_lazy_names_all_resolve():
 
     for name in voxseg.__all__:
         assert getattr(voxseg, name) is not None
+
+
+def test_the_first_steps_run_without_scipy_so_that_it_imports_meanwhile():
+    # workflow.import_in_background imports SciPy while the input is read and the first steps run
+    script = (
+        "import sys, numpy as np\n"
+        "import voxseg.workflow, voxseg.segmentation, voxseg.measurements, voxseg.io\n"
+        "from voxseg.pipeline import Pipeline\n"
+        "image = np.random.default_rng(0).integers(0, 4000, (8, 40, 40)).astype(np.uint16)\n"
+        "image[2:6, 10:30, 10:30] += 20000\n"
+        "steps = [{'op': 'rescale_intensity'}, {'op': 'threshold'}, {'op': 'fill_holes'}]\n"
+        "result = Pipeline(steps).run(image, spacing=(1, 1, 1))\n"
+        "assert result.kind == 'mask' and result.data[4, 20, 20] and not result.data[0, 0, 0]\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'skimage')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -206,6 +206,10 @@ def _run_segmentation(input, outdir, pipeline, *, spacing, channel, axes, unit, 
 
         raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
     chunked = chunks is not None or scheduler is not None or workers is not None or memory is not None
+    if not chunked:
+        from .workflow import import_in_background
+
+        import_in_background()  # while the input is read
     volume = _read(input, spacing, channel, axes, unit, lazy=True if chunked else None)
     if diameter is not None:
         from .segmentation import check_diameter

@@ -14,7 +14,6 @@ z entry of a per-axis length is then ignored).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .errors import ParameterError
 from .volume import as_spacing, ellipsoid_footprint, length_to_voxels
@@ -137,6 +136,7 @@ def gaussian_filter_threaded(image, sigma, *, output, mode="nearest", truncate=4
 
     Examples
     --------
+    >>> from scipy import ndimage as ndi
     >>> image = np.random.default_rng(0).random((6, 20, 30)).astype(np.float32)
     >>> out = np.empty_like(image)
     >>> _ = gaussian_filter_threaded(image, [1.0, 2.0, 0.5], output=out)
@@ -144,6 +144,8 @@ def gaussian_filter_threaded(image, sigma, *, output, mode="nearest", truncate=4
     True
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    from scipy import ndimage as ndi
 
     from ._threads import thread_count
 
@@ -210,6 +212,8 @@ def median(image, radius, *, spacing=None, planewise=False):
     >>> out.dtype, int(out[1, 2, 2])
     (dtype('uint16'), 10)
     """
+    from scipy import ndimage as ndi
+
     image = _as_image(image)
     _check_planewise(image, planewise)
     footprint = _footprint(radius, image, spacing, planewise)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .errors import ParameterError
 from .volume import as_spacing, ellipsoid_footprint, length_to_voxels, voxel_volume
@@ -116,6 +115,8 @@ def bounding_boxes(labels, count=None):
     Returns a list of `count` (default ``labels.max()``) entries: a tuple of
     slices per label 1..count, or None for a label that is absent.
     """
+    from scipy import ndimage as ndi
+
     from ._threads import thread_count, thread_map
 
     count = int(labels.max()) if count is None else int(count)
@@ -243,6 +244,7 @@ def _border_changed(before, after):
 
 def _fill_voids(mask):
     import fill_voids
+    from scipy import ndimage as ndi
 
     out = fill_voids.fill(mask, in_place=False)
     if _border_changed(mask, out):
@@ -489,6 +491,8 @@ def _extreme(image, fp, op):
     run (see :func:`_extreme1d`). This is several times faster than a
     direct footprint scan.
     """
+    from scipy import ndimage as ndi
+
     is_bool = image.dtype == bool
     data = image.view(np.uint8) if is_bool else image
     combine = np.minimum if op == "min" else np.maximum

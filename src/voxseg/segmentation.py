@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .errors import ParameterError
 from .morphology import bounding_boxes, component_sizes, label
@@ -251,6 +250,8 @@ def merge_shallow_basins(basins, distance, *, depth, peaks=None) -> np.ndarray:
         Look-up table from basin id to object id (0 stays 0); objects are
         numbered by their basin of highest peak.
     """
+    from scipy import ndimage as ndi
+
     n = int(basins.max())
     if peaks is None:
         peaks = np.zeros(n + 1, dtype=np.float64)
@@ -400,6 +401,8 @@ def split_touching(
 def _split_touching(mask, *, spacing, diameter, smoothing, h, merge_distance, distance, overwrite_distance, reduce,
                     components):
     """:func:`split_touching`, and the voxel count of each label (0: background) when the components' are known."""
+    from scipy import ndimage as ndi
+
     mask = np.asarray(mask, dtype=bool)
     spacing = as_spacing(spacing, mask.ndim)
     if not np.isfinite(diameter) or diameter <= 0:
@@ -605,6 +608,7 @@ def split_component(distance, inside, spacing, *, depth, merge_radius, box=None)
         component is one object.
     """
     import cc3d
+    from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
     # everything happens in the component's bounding box: the flood order (by height, then by age in
@@ -775,6 +779,7 @@ def split_component_reduced(inside, spacing, factor, *, sigma, depth, merge_radi
         component is one object.
     """
     import edt
+    from scipy import ndimage as ndi
 
     factor = tuple(int(f) for f in factor)
     spacing = tuple(float(s) * f for s, f in zip(spacing, factor))

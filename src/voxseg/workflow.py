@@ -125,6 +125,7 @@ def segment_file(
 
         # checked before the (long) computation as well as at the rename
         raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
+    import_in_background()  # the command line started it before it read the input
     if volume is None:
         volume = io.read(input_path, spacing=spacing, channel=channel, axes=axes)
     check_memory(input_path, volume.shape)
@@ -132,11 +133,8 @@ def segment_file(
     background = {}
 
     def step_started(index, count, name):
-        # work for a thread of its own while the steps after the first (which uses every core) run in C
-        # code on one core: the split's and the measurements' libraries (a third of a second of imports),
-        # then the input's checksum (hashlib releases the GIL)
-        if index >= 1 and "imports" not in background:
-            background["imports"] = in_background(_import_modules, ("skimage.segmentation", "scipy.spatial"))
+        # the input's checksum on a thread of its own (hashlib releases the GIL) once the first steps,
+        # which use every core, are done
         if index >= 2 and "checksum" not in background:
             background["checksum"] = _checksum_in_background(input_path)
         if progress is not None:
@@ -193,6 +191,24 @@ def segment_file(
 def _checksum_in_background(path):
     """A future of :func:`sha256_of` `path` (None if it does not exist), computed by a thread of its own."""
     return in_background(lambda: sha256_of(path) if Path(path).exists() else None)
+
+
+#: what a run imports late and slowly (SciPy's ndimage alone is about 0.15 s), in the order it needs them
+SLOW_IMPORTS = ("scipy.ndimage", "skimage.segmentation", "scipy.spatial")
+_importing = []
+
+
+def import_in_background():
+    """Import :data:`SLOW_IMPORTS` on a thread of their own, once per process; returns its future.
+
+    The modules of the first steps (reading, rescale, threshold, hole
+    filling) do not import SciPy or scikit-image, so the imports run while
+    those steps do. One thread imports them one after the other: threads
+    importing overlapping modules at once could wait on each other.
+    """
+    if not _importing:
+        _importing.append(in_background(_import_modules, SLOW_IMPORTS))
+    return _importing[0]
 
 
 def _import_modules(names):
