@@ -116,6 +116,28 @@ def test_console_script_error_exit_status(tmp_path):
     assert proc.stderr.strip() == f"voxseg: error: {tmp_path / 'nope.tif'}: no such file or directory"
 
 
+def test_console_script_ends_like_the_interpreter_after_success(tmp_path, beads_tif):
+    # the process ends without the interpreter's teardown, but with its threads, exit handlers and streams
+    script = (
+        "import atexit, pathlib, sys, threading, time\n"
+        f"done = pathlib.Path({str(tmp_path)!r})\n"
+        "atexit.register(lambda: (done / 'atexit').write_text('ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(1.5), (done / 'thread').write_text('ran'))).start()\n"
+        "sys.stdout.write('buffered ')\n"
+        "from voxseg.cli import main\n"
+        "main()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, "segment", str(beads_tif[0]), "-o", str(tmp_path / "out"),
+                           "--no-report"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("buffered ") and "objects" in proc.stdout
+    assert "not reached" not in proc.stdout
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == "ran"
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"labels.tif", "objects.csv", "summary.json"}
+
+
 def test_inspect_reports_the_sample_spacing(tmp_path, nuclei_path):
     figure = tmp_path / "planes.png"
     out, _ = run("inspect", nuclei_path, "--figure", figure)
