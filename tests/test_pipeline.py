@@ -110,6 +110,50 @@ def test_rescale_in_range_needs_two_numbers(tmp_path):
         pipeline.run(np.zeros((2, 4, 4), np.uint8))
 
 
+@pytest.mark.parametrize("dtype, in_range, dark_objects, method", [
+    (np.uint16, None, False, "li"),
+    (np.uint16, None, True, "otsu"),
+    (np.uint8, None, False, "otsu"),
+    (np.int16, None, False, "li"),
+    (np.uint16, [900, 1100], False, "li"),      # most levels clipped to 0 or 1
+    (np.uint16, [5000, 6000], False, "mean"),   # every level clipped to 0: an empty mask
+])
+def test_a_rescale_read_through_its_levels_gives_the_same_mask(rng, dtype, in_range, dark_objects, method):
+    # the threshold after a rescale of 8/16-bit data reads the raw grey levels it puts in the foreground
+    # (the rescaled volume is not made): the same mask and value as thresholding the rescaled volume
+    from voxseg import threshold as th
+    from voxseg.exposure import rescale_intensity
+    from voxseg.segmentation import foreground
+
+    info = np.iinfo(dtype)
+    image = rng.normal(0.4 * info.min + 0.6 * info.max, 0.08 * (int(info.max) - int(info.min)), (12, 40, 40))
+    image[3:9, 10:30, 10:30] += 0.2 * info.max
+    image = np.clip(image, info.min, info.max).astype(dtype)
+    rescale = {"op": "rescale_intensity", **({"in_range": in_range} if in_range else {})}
+    steps = [rescale, {"op": "threshold", "method": method, "dark_objects": dark_objects}]
+    result = Pipeline(steps).run(image)
+    saved = Pipeline([{**rescale, "save": True}, steps[1]]).run(image)  # a saved rescale is made
+    rescaled = saved.saved[0]
+    assert rescaled is not None and rescaled.dtype == np.float32
+    value = th.threshold(rescaled, method)
+    assert result.records["threshold"]["value"] == pytest.approx(value, abs=1e-6)
+    np.testing.assert_array_equal(result.data, foreground(rescaled, result.records["threshold"]["value"],
+                                                          dark_objects=dark_objects))
+    np.testing.assert_array_equal(result.data, saved.data)
+    if in_range is None:
+        np.testing.assert_array_equal(rescaled, rescale_intensity(image, in_range=result.records[
+            "rescale_intensity"]["in_range"]))
+
+
+def test_a_mask_of_levels_takes_any_table():
+    from voxseg.pipeline import _mask_of_levels
+
+    raw = np.array([[-2, -1, 0, 1, 2, 3]], dtype=np.int16)
+    for table in ([0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 0, 1, 1, 0], [0] * 6, [1] * 6):
+        table = np.array(table, bool)
+        np.testing.assert_array_equal(_mask_of_levels(raw, -2, table), table[raw - (-2)])
+
+
 def test_components_handed_to_the_split_give_the_same_labels(rng):
     # remove_small_objects hands its labelled components to split_touching: same result as without
     from scipy import ndimage as ndi

@@ -67,9 +67,13 @@ OPERATORS: dict[str, Operator] = {}
 
 
 #: what a step may hand to the next one about its output, when it knows it cheaply: the histogram (of
-#: 8/16-bit rescaled data), the labelled face-connected components of a mask with their sizes, and the
-#: voxels of each label of labels numbered in raster order of their first voxel (0 for the gaps)
-HANDED = ("histogram", "components", "sizes")
+#: 8/16-bit rescaled data), the grey levels of such data with the value the rescale gives each (see
+#: `deferred` below), the labelled face-connected components of a mask with their sizes, and the voxels of
+#: each label of labels numbered in raster order of their first voxel (0 for the gaps)
+HANDED = ("histogram", "levels", "components", "sizes")
+
+# A step with "deferred" in its context is told (deferred=True) when the next step takes "levels": it may
+# then hand those instead of making its output volume, which that next step does not read.
 
 
 def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(), doc="", context=()):
@@ -77,11 +81,13 @@ def register(name, func, takes=("image",), gives=None, *, spacing=True, auto=(),
     OPERATORS[name] = Operator(name, func, tuple(takes), gives, spacing, tuple(auto), doc, tuple(context))
 
 
-def _rescale_step(image, *, low=0.5, high=99.5, in_range=None):
+def _rescale_step(image, *, low=0.5, high=99.5, in_range=None, deferred=False):
     """Percentile rescale to [0, 1]; records the input values mapped to 0 and 1.
 
     For 8/16-bit data it also hands the histogram of its output to the next
-    step (``"histogram"``), derived from the one count of the input voxels.
+    step (``"histogram"``), derived from the one count of the input voxels;
+    and when `deferred`, the input with the value of each of its grey levels
+    (``"levels"``) instead of the rescaled volume (the output is None).
     """
     from . import threshold as th
     from .exposure import percentile, rescale_intensity
@@ -99,17 +105,46 @@ def _rescale_step(image, *, low=0.5, high=99.5, in_range=None):
         # each grey level mapped by the same arithmetic as the voxels
         mapped = rescale_intensity(hist.centers.astype(image.dtype), in_range=(lo, hi))
         records["histogram"] = th.histogram_of_mapped(hist, mapped)
+        if deferred:
+            records["levels"] = (image, int(hist.centers[0]), mapped)
+            return None, records
     return rescale_intensity(image, in_range=(lo, hi)), records
 
 
-def _threshold_step(image, method="li", *, dark_objects=False, value=None, histogram=None):
-    """Global threshold; records the value it used."""
+def _threshold_step(image, method="li", *, dark_objects=False, value=None, histogram=None, levels=None):
+    """Global threshold; records the value it used.
+
+    With `levels` ``(raw, first, mapped)`` the image (None) is ``f(raw)``
+    and ``mapped[i]`` is ``f(first + i)``: the mask is read from the grey
+    levels of `raw` that ``f`` puts in the foreground.
+    """
     from . import threshold as th
     from .segmentation import foreground
 
     if value is None:
         value = th.threshold(image, method, hist=histogram)
-    return foreground(image, value, dark_objects=dark_objects), {"value": float(value)}
+    if levels is not None:
+        raw, first, mapped = levels
+        mask = _mask_of_levels(raw, first, foreground(mapped, value, dark_objects=dark_objects))
+    else:
+        mask = foreground(image, value, dark_objects=dark_objects)
+    return mask, {"value": float(value)}
+
+
+def _mask_of_levels(raw, first, table):
+    """``table[raw - first]``: one comparison when `table` is a step (a monotone map's foreground is one)."""
+    on = np.flatnonzero(table)
+    if on.size == 0:
+        return np.zeros(raw.shape, dtype=bool)
+    if on.size == table.size:
+        return np.ones(raw.shape, dtype=bool)
+    if on[-1] == table.size - 1 and on.size == table.size - on[0]:  # off below a level, on from it
+        return raw >= first + int(on[0])
+    if on[0] == 0 and on.size == on[-1] + 1:  # on up to a level, off above it
+        return raw <= first + int(on[-1])
+    from .morphology import _look_up
+
+    return _look_up(table, np.subtract(raw, first, dtype=np.intp))
 
 
 def _remove_small(data, min_volume="auto", *, spacing=None, sizes=None):
@@ -180,7 +215,7 @@ def _clear_border(labels):
 def _register_defaults():
     from . import edges, exposure, filters, morphology
 
-    register("rescale_intensity", _rescale_step, spacing=False,
+    register("rescale_intensity", _rescale_step, spacing=False, context=("deferred",),
              doc="stretch intensities to [0, 1] between two percentiles")
     register("adjust_gamma", exposure.adjust_gamma, spacing=False)
     register("equalize_hist", exposure.equalize_hist, spacing=False)
@@ -197,7 +232,7 @@ def _register_defaults():
     for name in ("erosion", "dilation", "opening", "closing"):
         register(name, getattr(morphology, name), takes=("image", "mask"))
     register("despeckle", morphology.despeckle, takes=("image", "mask"))
-    register("threshold", _threshold_step, gives="mask", spacing=False, context=("histogram",))
+    register("threshold", _threshold_step, gives="mask", spacing=False, context=("histogram", "levels"))
     register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
     register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
     register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",),
@@ -465,6 +500,8 @@ class Pipeline:
                 kwargs["spacing"] = spacing
             kwargs.update({name: value for name, value in handed.items() if name in op.context})
             handed = {}
+            if "deferred" in op.context and not step.get("save") and index + 1 < len(self.steps):
+                kwargs["deferred"] = "levels" in ops[self.steps[index + 1]["op"]].context
             if "distance" in op.context and distance is not None:
                 # removing whole components since the map was made leaves it exact on what remains
                 distance[~data] = 0  # in place: the map is not needed otherwise

@@ -125,7 +125,6 @@ def segment_file(
 
         # checked before the (long) computation as well as at the rename
         raise OutputExistsError(f"{outdir}: already exists (use --overwrite to replace it)")
-    import_in_background()  # the command line started it before it read the input
     if volume is None:
         volume = io.read(input_path, spacing=spacing, channel=channel, axes=axes)
     check_memory(input_path, volume.shape)
@@ -204,7 +203,11 @@ def import_in_background():
     The modules of the first steps (reading, rescale, threshold, hole
     filling) do not import SciPy or scikit-image, so the imports run while
     those steps do. One thread imports them one after the other: threads
-    importing overlapping modules at once could wait on each other.
+    importing overlapping modules at once could wait on each other. For
+    the ``segment`` command only: an interruption that arrives while the
+    main thread waits for a module the thread imports can be lost in
+    Python's import machinery ("Exception ignored"), which batch workers,
+    stopped by signals, must not risk.
     """
     if not _importing:
         _importing.append(in_background(_import_modules, SLOW_IMPORTS))
