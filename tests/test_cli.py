@@ -206,3 +206,23 @@ def test_shipped_pipelines_by_name(tmp_path, beads_tif):
     assert "nuclei.toml, beads.toml" in err
     out, _ = run("run", "beads", beads_tif[0], "-o", tmp_path / "out", "--no-report")
     assert "objects" in out
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_step_progress_bar_shows_on_a_terminal_only(monkeypatch, terminal):
+    import io
+
+    from voxseg.cli import _StepProgress
+
+    class Stream(io.StringIO):
+        def isatty(self):
+            return terminal
+
+    stream = Stream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    progress = _StepProgress("in.tif")
+    for index, name in enumerate(["threshold", "fill_holes"]):
+        progress(index, 2, name)
+    assert (progress.bar is not None) == terminal
+    progress.close()
+    assert ("in.tif" in stream.getvalue()) == terminal

@@ -51,6 +51,13 @@ def _print_notes(ctx, *args, **kwargs):
         click.echo(f"voxseg: note: {message}", err=True)
 
 
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no such method, or closed
+        return False
+
+
 class _StepProgress:
     """A progress bar over pipeline steps (shown on a terminal only)."""
 
@@ -59,6 +66,8 @@ class _StepProgress:
         self.bar = None
 
     def __call__(self, index, count, name):
+        if self.bar is None and not _is_terminal(sys.stderr):
+            return  # what tqdm's disable=None decides, without importing it
         from tqdm import tqdm
 
         if self.bar is None:
