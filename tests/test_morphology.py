@@ -314,3 +314,10 @@ def test_look_up_on_slabs_equals_numpy_indexing(rng):
     labels = rng.integers(0, 5000, size=(70, 250, 250), dtype=np.uint32)  # above the threaded size
     for table in (rng.random(5000) > 0.5, rng.integers(0, 60000, 5000).astype(np.uint16)):
         np.testing.assert_array_equal(_look_up(table, labels), table[labels])
+    # in place, on every thread count (2 and more slabs than threads)
+    table = rng.integers(0, 2**32 - 1, 5000, dtype=np.uint32)
+    expected = table[labels]
+    for labels_in in (labels.copy(), labels[:3].copy()):
+        out = _look_up(table, labels_in, out=labels_in)
+        assert out is labels_in
+        np.testing.assert_array_equal(out, expected[:len(labels_in)])

@@ -140,18 +140,29 @@ def bounding_boxes(labels, count=None):
     return boxes
 
 
-def _look_up(table, labels):
-    """``table[labels]``, looked up on slabs by all cores (NumPy releases the GIL while it gathers)."""
+def _look_up(table, labels, *, out=None):
+    """``table[labels]``, looked up on slabs by all cores (NumPy releases the GIL while it gathers).
+
+    Every label must index `table` (the callers' tables cover them): ``np.take``
+    clips, it does not check. Slabs of 2**20 voxels keep the indices' intp copy
+    in cache: twice as fast as ``table[labels]`` on 4x larger slabs. `out` may
+    be `labels` itself (C-contiguous), for a look-up in place.
+    """
     from ._threads import slabs, thread_count, thread_map
 
-    if thread_count() <= 1 or labels.ndim == 0 or labels.size < 1 << 22:
-        return table[labels]
-    out = np.empty(labels.shape, dtype=table.dtype)
+    in_place = out is labels
+    if out is None:
+        if thread_count() <= 1 or labels.ndim == 0 or labels.size < 1 << 22:
+            return table[labels]
+        out = np.empty(labels.shape, dtype=table.dtype)
 
     def gather(index):
-        out[index] = table[labels[index]]
+        if in_place:  # np.take's output must not overlap its indices
+            out[index] = np.take(table, labels[index], mode="clip")
+        else:
+            np.take(table, labels[index], out=out[index], mode="clip")
 
-    for _ in thread_map(gather, slabs(labels.shape, voxels=1 << 22)):
+    for _ in thread_map(gather, slabs(labels.shape, voxels=1 << 20)):
         pass
     return out
 

@@ -572,11 +572,10 @@ def _write_objects(components, ids, boxes, crops, results, shape, sizes=None):
 
 
 def _apply_lut(labels, lut):
-    """``lut[labels]``, in place (the values of `lut` fit the dtype of `labels`)."""
-    import fastremap
+    """``lut[labels]``, in place (the values of `lut` fit the dtype of `labels`, C-contiguous)."""
+    from .morphology import _look_up
 
-    return fastremap.remap(labels, {i: int(v) for i, v in enumerate(lut)}, preserve_missing_labels=True,
-                           in_place=True)
+    return _look_up(np.asarray(lut).astype(labels.dtype), labels, out=labels)
 
 
 def split_component(distance, inside, spacing, *, depth, merge_radius, box=None):
