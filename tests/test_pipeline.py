@@ -195,3 +195,6 @@ def test_sizes_handed_from_the_split_give_the_same_labels(rng, min_volume):
     assert 0 < expected.max() < split.max() or min_volume == 1.5
     np.testing.assert_array_equal(result.data, expected)
     assert result.data.dtype == expected.dtype
+    # what the last step hands on: each label's voxels and bounding box
+    np.testing.assert_array_equal(result.handed["sizes"][1:], np.bincount(expected.ravel())[1:])
+    assert result.handed["boxes"] == [None, *ndi.find_objects(expected)]

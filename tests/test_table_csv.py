@@ -57,3 +57,15 @@ def test_awkward_values_are_written_as_pandas_writes_them():
 def test_summary_of_columns_equals_summary_of_the_table(labels):
     columns, _, _ = measure_columns(labels, spacing=0.5)
     assert summarize(columns, unit="um") == summarize(measure(labels, spacing=0.5), unit="um")
+
+
+def test_known_boxes_give_the_same_columns(labels):
+    from scipy import ndimage as ndi
+
+    expected, _, _ = measure_columns(labels, spacing=0.5)
+    boxes = [None, *ndi.find_objects(labels)]  # labels 1..12, some absent
+    assert any(box is None for box in boxes[1:])
+    columns, _, _ = measure_columns(labels, spacing=0.5, boxes=boxes)
+    assert list(columns) == list(expected)
+    for name in expected:
+        np.testing.assert_array_equal(columns[name], expected[name])

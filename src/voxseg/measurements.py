@@ -828,8 +828,13 @@ def measure(labels, intensity=None, *, spacing=None):
     return table
 
 
-def measure_columns(labels, intensity=None, *, spacing=None):
+def measure_columns(labels, intensity=None, *, spacing=None, boxes=None):
     """:func:`measure`'s table as plain columns, without pandas (as skimage's ``regionprops_table``).
+
+    `boxes`, when the caller knows them (a segmentation pipeline does), is the
+    bounding box of every label: ``boxes[i]`` a tuple of slices (as
+    :func:`scipy.ndimage.find_objects` gives) or None where label ``i`` is
+    absent, for every label up to the largest; it saves a pass over `labels`.
 
     Returns
     -------
@@ -853,7 +858,11 @@ def measure_columns(labels, intensity=None, *, spacing=None):
     else:
         multichannel, channels = False, 0
 
-    object_labels, boxes = _bounding_boxes(labels)
+    if boxes is None:
+        object_labels, boxes = _bounding_boxes(labels)
+    else:
+        present = [i for i, box in enumerate(boxes) if i > 0 and box is not None]
+        object_labels, boxes = np.asarray(present, np.int64), [boxes[i] for i in present]
     n = len(object_labels)
     cols = _empty_columns(n, channels, multichannel)
     cols["label"][:] = object_labels

@@ -68,9 +68,10 @@ OPERATORS: dict[str, Operator] = {}
 
 #: what a step may hand to the next one about its output, when it knows it cheaply: the histogram (of
 #: 8/16-bit rescaled data), the grey levels of such data with the value the rescale gives each (see
-#: `deferred` below), the labelled face-connected components of a mask with their sizes, and the voxels of
-#: each label of labels numbered in raster order of their first voxel (0 for the gaps)
-HANDED = ("histogram", "levels", "components", "sizes")
+#: `deferred` below), the labelled face-connected components of a mask with their sizes, and the voxels and
+#: the bounding box of each label of labels numbered in raster order of their first voxel (0 and None for
+#: the gaps). What the last step hands is kept in the result (:attr:`PipelineResult.handed`).
+HANDED = ("histogram", "levels", "components", "sizes", "boxes")
 
 # A step with "deferred" in its context is told (deferred=True) when the next step takes "levels": it may
 # then hand those instead of making its output volume, which that next step does not read.
@@ -147,12 +148,13 @@ def _mask_of_levels(raw, first, table):
     return _look_up(table, np.subtract(raw, first, dtype=np.intp))
 
 
-def _remove_small(data, min_volume="auto", *, spacing=None, sizes=None):
+def _remove_small(data, min_volume="auto", *, spacing=None, sizes=None, boxes=None):
     """remove_small_objects, handing over what it knows of its output.
 
     On a mask it hands its kept components to the next step
     (``"components"``); on labels of known `sizes` (numbered in raster order,
-    see :meth:`Pipeline.run`) it needs no count, and hands the sizes on.
+    see :meth:`Pipeline.run`) it needs no count, and hands the sizes (and
+    the `boxes`, if known) on.
     """
     from .morphology import _min_voxels, _remove_small_components, remove_small_objects
 
@@ -164,13 +166,16 @@ def _remove_small(data, min_volume="auto", *, spacing=None, sizes=None):
         from .morphology import _look_up
 
         small = np.flatnonzero((sizes < threshold) & (sizes > 0))
+        known = {"boxes": boxes} if boxes is not None else {}
         if small.size == 0:
-            return data, {"sizes": sizes}
+            return data, {"sizes": sizes, **known}
         kept = sizes.copy()
         kept[small] = 0
+        if boxes is not None:
+            known["boxes"] = [None if kept[i] == 0 else box for i, box in enumerate(boxes)]
         table = np.arange(len(sizes), dtype=data.dtype)  # the sizes cover every label
         table[small] = 0
-        return _look_up(table, data), {"sizes": kept}
+        return _look_up(table, data), {"sizes": kept, **known}
     if data.dtype != bool or threshold <= 1:
         return remove_small_objects(data, min_volume, spacing=spacing)
     out, labels, counts = _remove_small_components(data, threshold, 1, numbered=True)
@@ -182,13 +187,16 @@ def _split(mask, *, spacing=None, diameter="auto", smoothing=None, h=None, merge
     from .segmentation import _split_touching
 
     # a distance map handed over by the runner is scratch: it may be smoothed in place
-    labels, sizes = _split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
-                                    merge_distance=merge_distance, distance=distance,
-                                    overwrite_distance=distance is not None, reduce=reduce, components=components)
-    return (labels, {"sizes": sizes}) if sizes is not None else labels
+    labels, sizes, boxes = _split_touching(mask, spacing=spacing, diameter=diameter, smoothing=smoothing, h=h,
+                                           merge_distance=merge_distance, distance=distance,
+                                           overwrite_distance=distance is not None, reduce=reduce,
+                                           components=components)
+    return (labels, {"sizes": sizes, "boxes": boxes}) if sizes is not None else labels
 
 
-def _relabel(labels, sizes=None):
+def _relabel(labels, sizes=None, boxes=None):
+    """relabel_canonical; on labels of known `sizes` (see HANDED) only the gaps are closed, and the
+    sizes (and the `boxes`, if known) of the new labels are handed on."""
     from .segmentation import relabel_canonical
 
     if sizes is None or labels.dtype.kind not in "ui":
@@ -197,13 +205,16 @@ def _relabel(labels, sizes=None):
     present = sizes > 0
     present[0] = False
     count = int(present.sum())
+    known = {"sizes": np.concatenate([[0], sizes[present]])}
+    if boxes is not None:
+        known["boxes"] = [None] + [box for box, kept in zip(boxes, present) if kept]
     if count == len(sizes) - 1:
-        return labels
+        return labels, known
     from .morphology import _look_up
 
     lut = np.zeros(len(sizes), dtype=np.uint16 if count < 2**16 else np.uint32)
     lut[present] = np.arange(1, count + 1)
-    return _look_up(lut, labels)
+    return _look_up(lut, labels), known
 
 
 def _clear_border(labels):
@@ -236,11 +247,11 @@ def _register_defaults():
     register("fill_holes", morphology.fill_holes, takes=("mask",), spacing=False)
     register("remove_small_holes", morphology.remove_small_holes, takes=("mask",))
     register("remove_small_objects", _remove_small, takes=("mask", "labels"), auto=("min_volume",),
-             context=("sizes",))
+             context=("sizes", "boxes"))
     register("split_touching", _split, takes=("mask",), gives="labels", auto=("diameter",),
              context=("distance", "components"))
     register("clear_border", _clear_border, takes=("labels",), spacing=False)
-    register("relabel", _relabel, takes=("labels",), spacing=False, context=("sizes",))
+    register("relabel", _relabel, takes=("labels",), spacing=False, context=("sizes", "boxes"))
 
 
 def _operators():
@@ -281,6 +292,7 @@ class PipelineResult:
     records: dict = field(default_factory=dict)  # values a step measured (threshold value, ...)
     timings: list = field(default_factory=list)  # (step name, seconds, peak resident bytes or None)
     saved: dict = field(default_factory=dict)  # step index -> data marked save = true
+    handed: dict = field(default_factory=dict)  # what the last step knows of the data (see HANDED)
 
 
 @dataclass
@@ -531,7 +543,7 @@ class Pipeline:
                 saved[index] = data
         records.setdefault("diameter_estimated", False)
         pipeline = Pipeline(resolved, diameter=float(diameter) if diameter != "auto" else "auto")
-        return PipelineResult(data, kind, pipeline, records, timings, saved)
+        return PipelineResult(data, kind, pipeline, records, timings, saved, handed)
 
 
 #: example pipelines shipped with voxseg (src/voxseg/pipelines/<name>.toml)

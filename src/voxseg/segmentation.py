@@ -400,7 +400,13 @@ def split_touching(
 
 def _split_touching(mask, *, spacing, diameter, smoothing, h, merge_distance, distance, overwrite_distance, reduce,
                     components):
-    """:func:`split_touching`, and the voxel count of each label (0: background) when the components' are known."""
+    """:func:`split_touching`, and when the components' sizes are known, the voxels and box of each label.
+
+    Returns ``(labels, voxels, boxes)``: ``voxels[i]`` (int64) and
+    ``boxes[i]`` (a tuple of slices, as :func:`scipy.ndimage.find_objects`
+    gives) of label ``i``, 0 and None for the background; both None when
+    `components` is not given.
+    """
     from scipy import ndimage as ndi
 
     mask = np.asarray(mask, dtype=bool)
@@ -411,7 +417,7 @@ def _split_touching(mask, *, spacing, diameter, smoothing, h, merge_distance, di
     h = DEFAULTS["h"] if h is None else h
     merge_distance = DEFAULTS["merge_distance"] if merge_distance is None else merge_distance
     if not mask.any():
-        return np.zeros(mask.shape, dtype=np.uint16), np.zeros(1, dtype=np.int64)
+        return np.zeros(mask.shape, dtype=np.uint16), np.zeros(1, dtype=np.int64), [None]
     sigma = smoothing * diameter / np.asarray(spacing)
     # a crop this much larger than a component smooths its inside exactly as the whole volume would
     margin = np.ceil(SMOOTHING_TRUNCATE * sigma).astype(int) + 1 if smoothing > 0 else np.ones(mask.ndim, int)
@@ -481,12 +487,13 @@ def _split_touching(mask, *, spacing, diameter, smoothing, h, merge_distance, di
                                        merge_radius=merge_distance * diameter, box=box)
         count = int(objects.max())
         if count <= 1:
-            return None, None, None
+            return None, None, None, None
         origin = [c.start for c in crop]
-        firsts = [_first_voxel(objects, k + 1, found, origin, mask.shape)
-                  for k, found in enumerate(ndi.find_objects(objects, count))]
+        found = ndi.find_objects(objects, count)
+        firsts = [_first_voxel(objects, k + 1, box, origin, mask.shape) for k, box in enumerate(found)]
         objects = objects[inside]
-        return objects, np.array(firsts, dtype=np.int64), np.bincount(objects, minlength=count + 1)
+        boxes = [tuple(slice(o + b.start, o + b.stop) for o, b in zip(origin, box)) for box in found]
+        return objects, np.array(firsts, dtype=np.int64), np.bincount(objects, minlength=count + 1), boxes
 
     from ._threads import thread_map
 
@@ -516,7 +523,8 @@ def _write_objects(components, ids, boxes, crops, results, shape, sizes=None):
     among the components by their own first voxel. One pass over the volume
     (a look-up table) then writes every component, and the split ones are
     overwritten within their crops: no renumbering pass. Returns the labels
-    and, when the components' `sizes` are given, the voxels of each label.
+    and, when the components' `sizes` are given, the voxels and the box of
+    each label (else None and None).
     """
     from bisect import bisect_left
 
@@ -530,7 +538,7 @@ def _write_objects(components, ids, boxes, crops, results, shape, sizes=None):
 
     # (first voxel, component, object) of the objects that do not hold their component's first voxel
     extras = []
-    for component, (_, firsts, _) in results.items():
+    for component, (_, firsts, _, _) in results.items():
         if firsts is not None:
             lead = int(np.argmin(firsts))
             extras += [(int(f), component, k + 1) for k, f in enumerate(firsts) if k != lead]
@@ -548,11 +556,14 @@ def _write_objects(components, ids, boxes, crops, results, shape, sizes=None):
     object_rank = {}
     for (_, component, k), value in zip(extras, extra_rank.tolist()):
         object_rank.setdefault(component, {})[k] = value
-    voxels = None
+    voxels = labelled = None
     if sizes is not None:
         voxels = np.zeros(total + 1, dtype=np.int64)
         voxels[rank[ids]] = sizes[ids]
-    for component, (objects, firsts, counts) in results.items():
+        labelled = [None] * (total + 1)
+        for component, place in zip(present, rank[ids].tolist()):
+            labelled[place] = boxes[component - 1]
+    for component, (objects, firsts, counts, object_boxes) in results.items():
         if objects is None:
             continue
         lead = int(np.argmin(firsts)) + 1
@@ -566,9 +577,11 @@ def _write_objects(components, ids, boxes, crops, results, shape, sizes=None):
         view[view == rank[component]] = table[objects]
         if voxels is not None:
             voxels[table[1:]] = counts[1:]
+            for place, box in zip(table[1:].tolist(), object_boxes):
+                labelled[place] = box
     if labels.dtype != np.uint16 and total < 2**16:
         labels = labels.astype(np.uint16)
-    return labels, voxels
+    return labels, voxels, labelled
 
 
 def _apply_lut(labels, lut):

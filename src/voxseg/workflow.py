@@ -158,7 +158,7 @@ def segment_file(
             measure_start = time.perf_counter()
             reset_peak_memory()
             # plain columns: pandas (a third of a second to import) is loaded only for the report
-            table, _, _ = measure_columns(labels, image, spacing=volume.spacing)
+            table, _, _ = measure_columns(labels, image, spacing=volume.spacing, boxes=result.handed.get("boxes"))
             steps = [*result.timings, ("measure", time.perf_counter() - measure_start, peak_memory())]
         finally:
             written.result()
