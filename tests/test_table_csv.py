@@ -69,3 +69,17 @@ def test_known_boxes_give_the_same_columns(labels):
     assert list(columns) == list(expected)
     for name in expected:
         np.testing.assert_array_equal(columns[name], expected[name])
+
+
+def test_a_crop_measured_with_its_offset_gives_the_whole_volume_columns(labels, rng):
+    intensity = rng.normal(100, 30, labels.shape).astype(np.float32)
+    whole, _, _ = measure_columns(labels, intensity, spacing=(0.29, 0.26, 0.26))
+    crop = (slice(2, labels.shape[0]), slice(1, labels.shape[1]), slice(0, labels.shape[2]))
+    inside = np.isin(whole["label"], np.unique(labels[crop]))
+    inside &= (whole["bbox_z0"] >= 2) & (whole["bbox_y0"] >= 1)  # objects the crop holds whole
+    assert inside.any() and not inside.all()
+    keep = np.isin(labels[crop], whole["label"][inside])
+    part, _, _ = measure_columns(np.where(keep, labels[crop], 0), intensity[crop], spacing=(0.29, 0.26, 0.26),
+                                 offset=[2, 1, 0], shape=labels.shape)
+    for name in whole:
+        np.testing.assert_array_equal(part[name], whole[name][inside], err_msg=name)

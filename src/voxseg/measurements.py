@@ -828,13 +828,17 @@ def measure(labels, intensity=None, *, spacing=None):
     return table
 
 
-def measure_columns(labels, intensity=None, *, spacing=None, boxes=None):
+def measure_columns(labels, intensity=None, *, spacing=None, boxes=None, offset=None, shape=None):
     """:func:`measure`'s table as plain columns, without pandas (as skimage's ``regionprops_table``).
 
     `boxes`, when the caller knows them (a segmentation pipeline does), is the
     bounding box of every label: ``boxes[i]`` a tuple of slices (as
     :func:`scipy.ndimage.find_objects` gives) or None where label ``i`` is
     absent, for every label up to the largest; it saves a pass over `labels`.
+    `offset` and `shape` say that `labels` (and `intensity`) are a crop at
+    `offset` of a volume of `shape`: bounding boxes, centroids and
+    ``touches_border`` are then those of the volume, computed as on the
+    whole volume (the chunked path measures its objects so).
 
     Returns
     -------
@@ -850,10 +854,11 @@ def measure_columns(labels, intensity=None, *, spacing=None, boxes=None):
         spacing = vol_spacing
     spacing_t = as_spacing(spacing, 3)
     spacing = np.asarray(spacing_t)
-    shape = labels.shape
+    offset = np.zeros(3, np.int64) if offset is None else np.asarray(offset, np.int64)
+    shape = labels.shape if shape is None else tuple(int(n) for n in shape)
 
     if intensity is not None:
-        intensity, multichannel = _as_intensity(intensity, shape)
+        intensity, multichannel = _as_intensity(intensity, labels.shape)
         channels = intensity.shape[3]
     else:
         multichannel, channels = False, 0
@@ -878,9 +883,9 @@ def measure_columns(labels, intensity=None, *, spacing=None, boxes=None):
         for i in batch:
             lab, box = int(object_labels[i]), boxes[i]
             mask = labels[box] == lab
-            origin = [s.start for s in box]
+            origin = [s.start + o for s, o in zip(box, offset.tolist())]
             bbox[i, :3] = origin
-            bbox[i, 3:] = [s.stop for s in box]
+            bbox[i, 3:] = [s.stop + o for s, o in zip(box, offset.tolist())]
             projections = _projections(mask)
             count, mean, cov = _moments(mask, projections)
             cols["voxels"][i] = count

@@ -72,6 +72,7 @@ def split_group(layout, key, spec):
     # the live objects of the group, numbered 1.. in one label image, measured at once
     group_labels = np.zeros(mask.shape, np.uint32) if spec["measure"] else None
     measured = []  # (component, local id) of each group label
+    measured_boxes = [None]  # the bounding box of each group label in the group's region (0: none)
     for i, component in enumerate(ids.tolist()):
         crop = _box_slices(crops[i], lo)
         seed = tuple(int(c) - int(o) for c, o in zip(np.unravel_index(int(first[i]), shape), lo))
@@ -120,6 +121,9 @@ def split_group(layout, key, spec):
             numbers = np.zeros(count + 1, np.uint32)
             numbers[1:][alive] = np.arange(len(measured) + 1, len(measured) + 1 + int(alive.sum()))
             measured += [(component, k + 1) for k in np.flatnonzero(alive)]
+            measured_boxes += [tuple(slice(int(a) - int(o), int(b) - int(o))
+                                     for a, b, o in zip(object_boxes[k, 0::2], object_boxes[k, 1::2], lo))
+                               for k in np.flatnonzero(alive)]
             target = group_labels[_box_slices(boxes[i], lo)]
             np.maximum(target, numbers[objects], out=target)
     meta = np.concatenate(rows) if rows else np.zeros((0, 11), np.int64)
@@ -127,7 +131,7 @@ def split_group(layout, key, spec):
     if measured:
         target = layout.path("split", f"{key}.table.pkl")
         tmp = f"{target}.tmp-{os.getpid()}"
-        _measure(group_labels, raw, lo, spacing, shape, measured).to_pickle(tmp)
+        _measure(group_labels, raw, lo, spacing, shape, measured, measured_boxes).to_pickle(tmp)
         os.replace(tmp, target)
     save(path, meta=meta)
     return {"meta": meta}
@@ -141,31 +145,20 @@ def _meta(done):
     return {"meta": done["meta"]}
 
 
-def _measure(labels, intensity, origin, spacing, shape, measured):
-    """measure() of a group's live objects, with bounding boxes, centroids and border flags of the volume.
+def _measure(labels, intensity, origin, spacing, shape, measured, boxes):
+    """measure() of a group's live objects (labelled 1.. in a crop at `origin`), as on the whole volume.
 
-    Each object's crop (its bounding box) of labels and intensities is the one
-    measure() takes on the whole volume, so every column has the same value;
-    the centroid is recomputed as measure() does it there, ``(mean + origin) * spacing``.
+    Each object's crop (its bounding box, ``boxes[i]`` in the group's crop) of
+    labels and intensities is the one measure() takes on the whole volume,
+    and the boxes, centroids and border flags are those of the volume: every
+    column has the same value.
     """
-    from ..measurements import _moments, measure
+    import pandas as pd
 
-    table = measure(labels, intensity, spacing=spacing)
-    origin = np.asarray(origin, np.int64)
-    lows = table[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy()
-    highs = table[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy()
-    centroids = np.zeros((len(table), 3))
-    for row, label in enumerate(table["label"].tolist()):
-        box = tuple(slice(int(a), int(b)) for a, b in zip(lows[row], highs[row]))
-        _, mean, _ = _moments(labels[box] == label)
-        centroids[row] = mean + (lows[row] + origin).tolist()
-    centroids *= np.asarray(spacing)
-    lows, highs = lows + origin, highs + origin
-    for k, axis in enumerate("zyx"):
-        table[f"bbox_{axis}0"] = lows[:, k]
-        table[f"bbox_{axis}1"] = highs[:, k]
-        table[f"centroid_{axis}"] = centroids[:, k]
-    table["touches_border"] = (lows == 0).any(axis=1) | (highs == np.asarray(shape)).any(axis=1)
+    from ..measurements import measure_columns
+
+    columns, _, _ = measure_columns(labels, intensity, spacing=spacing, boxes=boxes, offset=origin, shape=shape)
+    table = pd.DataFrame(columns)
     keys = np.asarray(measured, np.int64)[table["label"].to_numpy() - 1]
     table.insert(0, "_component", keys[:, 0])
     table["label"] = keys[:, 1]
