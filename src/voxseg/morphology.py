@@ -234,15 +234,12 @@ def fill_holes(mask, *, planewise=False):
 def _fill_enclosed(mask):
     """Fill the background components (face-connected) that do not touch the border."""
     labels, n = label(~mask)
-    outside = np.zeros(n + 1, dtype=bool)
-    outside[0] = True  # label 0 is the foreground
+    filled = np.ones(n + 1, dtype=bool)  # a background component is a hole...
     for axis in range(mask.ndim):
         for index in (0, -1):
-            outside[np.take(labels, index, axis=axis)] = True
-    out = _look_up(outside, labels)
-    np.logical_not(out, out=out)
-    out |= mask
-    return out
+            filled[np.take(labels, index, axis=axis)] = False  # ...unless it touches the border
+    filled[0] = True  # label 0 is the foreground
+    return _look_up(filled, labels)
 
 
 def _border_changed(before, after):
