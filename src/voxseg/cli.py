@@ -508,6 +508,9 @@ def _exit_without_teardown():
 def main(argv=None):
     """Entry point of the ``voxseg`` console script."""
     _one_blas_thread()
+    # voxseg's threads hand the GIL back and forth around short NumPy calls: a thread that wants it back
+    # waits for the switch interval (5 ms by default; 1 ms measured 1.5 % faster on the benchmark)
+    sys.setswitchinterval(0.001)
     from .errors import VoxsegError
 
     from ._memory import configure_allocator
