@@ -423,9 +423,9 @@ class _SurfaceBatch:
         # every boundary edge once: the edge from each cube's lowest corner along each axis
         lo, axis, obj = [], [], []
         for k, bit in enumerate((4, 2, 1)):
-            crossing = ((self.code ^ (self.code >> bit)) & 1).astype(bool)
-            lo.append(self.cube[crossing])
-            obj.append(self.obj[crossing])
+            crossing = np.flatnonzero((self.code ^ (self.code >> bit)) & 1)
+            lo.append(np.take(self.cube, crossing))
+            obj.append(np.take(self.obj, crossing))
             axis.append(np.full(lo[-1].size, k))
         self.lo, self.axis = np.concatenate(lo), np.concatenate(axis)
         self.s = _edge_offsets(q, f, self.lo, self.axis, strides, np.concatenate(obj), spacing)
@@ -435,9 +435,15 @@ class _SurfaceBatch:
         per_cube = count[self.code]
         ends = np.cumsum(per_cube)
         n_tri = int(ends[-1]) if ends.size else 0
-        self.tri_rows = np.repeat(first[self.code] - (ends - per_cube), per_cube) + np.arange(n_tri)
-        self.tri_cube = np.repeat(self.cube, per_cube)
-        self.tri_obj = np.repeat(self.obj, per_cube)
+        # the cube of each triangle: a running count of the cube starts (np.repeat would hold the GIL)
+        which = np.zeros(n_tri, np.intp)
+        which[ends[:-1]] = 1
+        np.cumsum(which, out=which)
+        self.tri_rows = np.take(first[self.code] - (ends - per_cube), which)
+        self.tri_rows += np.arange(n_tri)
+        self.tri_cube = np.take(self.cube, which)
+        self.tri_obj = np.take(self.obj, which)
+        del which
         # flat index into edge_s (below) of each cube vertex, per object: lower
         # corner of the edge + axis * total; the centre vertex reads index 0 (weight 0)
         vertex_index = np.zeros((n, 13), np.int64)
@@ -489,13 +495,19 @@ class _SurfaceBatch:
     def binary_volumes(self):
         """Volume enclosed by each object's binary marching-cubes mesh, float64 (n,)."""
         l0, normal = _config_tables(self.spacing)
-        local = self.cube - self.offsets[self.obj]
-        stride = self.strides[self.obj]
-        z, rest = np.divmod(local, stride[:, 0])
-        y, x = np.divmod(rest, stride[:, 1])
+        # the cube's (z, y, x) in its crop, as exact float64 integers: float division is several times
+        # faster than int64 divmod, and (i + 0.5) / stride never rounds across an integer; 1-D gathers
+        # throughout (gathering rows of a 2-D table is several times slower)
+        local = (self.cube - self.offsets[self.obj]).astype(np.float64)
+        plane, row = (np.take(self.strides[:, k].astype(np.float64), self.obj) for k in (0, 1))
+        z = np.floor((local + 0.5) / plane)
+        rest = local - z * plane
+        y = np.floor((rest + 0.5) / row)
+        x = rest - y * row
         c = self.code
-        value = l0[c] + self.spacing[0] * z * normal[c, 0] + self.spacing[1] * y * normal[c, 1]
-        value += self.spacing[2] * x * normal[c, 2]
+        nz, ny, nx = (np.take(normal[:, k], c) for k in range(3))
+        value = l0[c] + self.spacing[0] * z * nz + self.spacing[1] * y * ny
+        value += self.spacing[2] * x * nx
         return np.abs(np.bincount(self.obj, weights=value, minlength=self.n)) / 6.0
 
     def mesh(self):
@@ -529,6 +541,24 @@ def _smooth_mesh(mask, spacing):
     return _SurfaceBatch([mask], spacing).mesh()
 
 
+def _line_ends(mask, axis):
+    """Index of the first and of the last voxel of every grid line of `mask` along `axis` (garbage for empty lines)."""
+    n = mask.shape[axis]
+    if axis == mask.ndim - 1 or n >= 1 << 16:
+        return np.argmax(mask, axis=axis), (n - 1) - np.argmax(np.flip(mask, axis=axis), axis=axis)
+    # across the contiguous axis, argmax copies the crop: the largest of mask * (n - i) (of mask * (i + 1))
+    # is read row by row instead
+    dtype = np.uint8 if n < 1 << 8 else np.uint16
+    shape = [1] * mask.ndim
+    shape[axis] = n
+    count_down = np.arange(n, 0, -1, dtype=dtype).reshape(shape)
+    count_up = np.arange(1, n + 1, dtype=dtype).reshape(shape)
+    voxels = mask.view(np.uint8)
+    first = n - np.multiply(voxels, count_down, dtype=dtype).max(axis=axis).astype(np.intp)
+    last = np.multiply(voxels, count_up, dtype=dtype).max(axis=axis).astype(np.intp) - 1
+    return first, last
+
+
 def _hull_candidates(mask, lines=None):
     """Points (crop index units) whose convex hull equals that of the mask's marching-cubes mesh.
 
@@ -553,9 +583,7 @@ def _hull_candidates(mask, lines=None):
     out = []
     for axis in range(3):
         others = [k for k in range(3) if k != axis]
-        n = mask.shape[axis]
-        first = np.argmax(mask, axis=axis)
-        last = (n - 1) - np.argmax(np.flip(mask, axis=axis), axis=axis)
+        first, last = _line_ends(mask, axis)
         valid = mask.any(axis=axis) if lines is None else lines[axis]
         # both ends at once: outward position of the first (negated) and last
         # voxel, -inf for empty lines and around, so that no test needs them
@@ -875,7 +903,7 @@ def measure_columns(labels, intensity=None, *, spacing=None, boxes=None, offset=
     scale2 = np.outer(spacing, spacing)
     centroid = np.zeros((n, 3))
     bbox = np.zeros((n, 6), np.int64)
-    eig = np.zeros((n, 2))
+    covariance = np.zeros((n, 3, 3))
     geometry = np.zeros((n, 4))  # area, binary mesh volume, hull volume, feret
 
     def measure_batch(batch):
@@ -890,8 +918,7 @@ def measure_columns(labels, intensity=None, *, spacing=None, boxes=None, offset=
             count, mean, cov = _moments(mask, projections)
             cols["voxels"][i] = count
             centroid[i] = mean + origin
-            ev = np.linalg.eigvalsh(cov * scale2)
-            eig[i] = ev[-1], ev[0]
+            covariance[i] = cov * scale2
 
             lines = [projections[2] > 0, projections[1] > 0, projections[0] > 0]
             geometry[i, 2:] = _hull_volume_and_feret(_hull_candidates(mask, lines) * spacing)
@@ -937,6 +964,9 @@ def measure_columns(labels, intensity=None, *, spacing=None, boxes=None, offset=
         cols[f"centroid_{axis}"][:] = centroid[:, k]
         cols[f"bbox_{axis}0"][:] = bbox[:, k]
         cols[f"bbox_{axis}1"][:] = bbox[:, 3 + k]
+    # all objects' eigenvalues in one call (one LAPACK call each, without NumPy's per-call overhead)
+    ev = np.linalg.eigvalsh(covariance) if n else np.zeros((0, 3))
+    eig = np.stack([ev[:, -1], ev[:, 0]], 1)
     # an eigenvalue within rounding noise of 0 (a flat or straight object) is 0
     eig[eig[:, 1] <= 1e-12 * eig[:, 0], 1] = 0.0
     axes = np.sqrt(20.0 * np.clip(eig, 0.0, None))
