@@ -443,12 +443,13 @@ class _SurfaceBatch:
         self.tri_rows += np.arange(n_tri)
         self.tri_cube = np.take(self.cube, which)
         self.tri_obj = np.take(self.obj, which)
+        self._row_base = self.tri_obj * 13  # row of each triangle's object in vertex_index (below), flattened
         del which
         # flat index into edge_s (below) of each cube vertex, per object: lower
         # corner of the edge + axis * total; the centre vertex reads index 0 (weight 0)
         vertex_index = np.zeros((n, 13), np.int64)
         vertex_index[:, :12] = strides @ _EDGE_CORNER.T + _EDGE_AXIS * total
-        self.vertex_index, self._row_base = vertex_index, None
+        self.vertex_index = vertex_index
         edge_s = np.zeros(3 * total, np.float32)
         edge_s[self.axis * total + self.lo] = self.s
         self.tri_s = np.empty((3, n_tri), np.float32)
@@ -460,8 +461,6 @@ class _SurfaceBatch:
     def _vertex_index(self, j):
         """Flat index (edge lower voxel + axis * total; the cube's lowest corner for the centre) of vertex `j` of each triangle."""
         vertex = _triangle_columns()[j][self.tri_rows]
-        if self._row_base is None:
-            self._row_base = self.tri_obj * 13
         index = np.take(self.vertex_index.ravel(), self._row_base + vertex)
         index += self.tri_cube
         return index
@@ -494,7 +493,7 @@ class _SurfaceBatch:
         length = np.sqrt(cross.sum(0))
         # the triangles come object by object: sums over runs (in the same order as bincount's, 4x faster)
         starts = np.searchsorted(self.tri_obj, np.arange(self.n))
-        if self.n and starts[-1] < length.size and (self.n == 1 or (np.diff(starts) > 0).all()):
+        if self.n and starts[-1] < length.size and (np.diff(starts) > 0).all():
             return 0.5 * np.add.reduceat(length.astype(np.float64), starts)
         return 0.5 * np.bincount(self.tri_obj, weights=length, minlength=self.n)
 
